@@ -1,0 +1,55 @@
+"""Nexus: a multi-tenant file server with ReBAC, quotas and tenant lifecycle.
+
+``nexus.connect()`` opens a client — embedded in-process, or to a server by URL.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from nexus.client import NexusClient, connect
+from nexus.errors import (
+    AuthenticationError,
+    ConflictError,
+    DirectoryNotEmptyError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidPathError,
+    NexusError,
+    NexusFileExistsError,
+    NexusFileNotFoundError,
+    NexusIsADirectoryError,
+    NexusNotADirectoryError,
+    NexusPermissionError,
+    QuotaExceededError,
+    RateLimitedError,
+    TenantSuspendedError,
+    UnavailableError,
+)
+
+try:
+    __version__ = version("nexus-saas")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AuthenticationError",
+    "ConflictError",
+    "DirectoryNotEmptyError",
+    "InternalError",
+    "InvalidArgumentError",
+    "InvalidPathError",
+    "NexusClient",
+    "NexusError",
+    "NexusFileExistsError",
+    "NexusFileNotFoundError",
+    "NexusIsADirectoryError",
+    "NexusNotADirectoryError",
+    "NexusPermissionError",
+    "QuotaExceededError",
+    "RateLimitedError",
+    "TenantSuspendedError",
+    "UnavailableError",
+    "__version__",
+    "connect",
+]

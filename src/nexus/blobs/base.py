@@ -1,0 +1,175 @@
+"""The blob-store interface: content-addressed, tenant-namespaced, streamed.
+
+A backend implements five hooks; everything else (hashing, chunking, limits, the
+derived helpers) lives here, so no backend computes or trusts a digest on its own.
+Keys are ``<tenant>/<digest[:2]>/<digest>``: deduplication never crosses tenants, and a
+tenant's blobs can be dropped without looking at anyone else's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from nexus.errors import InvalidArgumentError
+
+__all__ = ["CHUNK_SIZE", "BlobInfo", "BlobNotFound", "BlobStore", "Data", "StagedBlob", "iter_chunks"]
+
+CHUNK_SIZE = 1024 * 1024
+Data = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
+
+
+class BlobNotFound(KeyError):
+    """No blob under that key. Above the blob layer this means corruption, not a user error."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """What :meth:`BlobStore.put` stored: the SHA-256 hex digest and the size in bytes."""
+
+    digest: str
+    size: int
+
+
+class StagedBlob(ABC):
+    """Content written by :meth:`BlobStore._stage` but not yet visible under a key."""
+
+    @abstractmethod
+    def commit(self, key: str) -> None:
+        """Make the content durable under ``key``; idempotent if ``key`` already exists."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Throw the staged content away."""
+
+
+def iter_chunks(data: Data, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """Yield ``data`` as byte chunks whatever form it came in; never reads it all at once."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        view = memoryview(data)
+        for start in range(0, len(view), chunk_size):
+            yield bytes(view[start:start + chunk_size])
+        return
+    if isinstance(data, str):
+        raise InvalidArgumentError("data must be bytes, not str: encode it first")
+    read = getattr(data, "read", None)
+    if read is not None:
+        while chunk := read(chunk_size):
+            if not isinstance(chunk, bytes | bytearray):
+                raise InvalidArgumentError("data stream must be opened in binary mode")
+            yield bytes(chunk)
+        return
+    if not isinstance(data, Iterable):
+        raise InvalidArgumentError(f"data must be bytes or a binary stream, not {type(data).__name__}")
+    for chunk in data:
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise InvalidArgumentError("data iterator must yield bytes")
+        if chunk:
+            yield bytes(chunk)
+
+
+class BlobStore(ABC):
+    """Content-addressed storage. Subclasses implement the ``_`` hooks only."""
+
+    def put(self, tenant_id: str, data: Data) -> BlobInfo:
+        """Stream ``data`` into the store and return its digest and size.
+
+        The blob is durable when this returns. Storing content that is already there is
+        cheap and safe (same key, same bytes).
+        """
+        hasher = hashlib.sha256()
+        size = 0
+
+        def hashed() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in iter_chunks(data):
+                hasher.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        staged = self._stage(hashed())
+        try:
+            digest = hasher.hexdigest()
+            staged.commit(self.key(tenant_id, digest))
+        except BaseException:
+            staged.discard()
+            raise
+        return BlobInfo(digest, size)
+
+    def open(self, tenant_id: str, digest: str, start: int = 0,
+             end: int | None = None) -> Iterator[bytes]:
+        """Yield the bytes ``[start, end)`` of a blob in chunks. Raises :class:`BlobNotFound`."""
+        return self._read(self.key(tenant_id, digest), start, end)
+
+    def read_bytes(self, tenant_id: str, digest: str, start: int = 0,
+                   end: int | None = None) -> bytes:
+        """The bytes ``[start, end)`` of a blob, in memory (for small reads)."""
+        buffer = io.BytesIO()
+        for chunk in self.open(tenant_id, digest, start, end):
+            buffer.write(chunk)
+        return buffer.getvalue()
+
+    def exists(self, tenant_id: str, digest: str) -> bool:
+        try:
+            self._stat(self.key(tenant_id, digest))
+        except BlobNotFound:
+            return False
+        return True
+
+    def size(self, tenant_id: str, digest: str) -> int:
+        """Stored size of a blob. Raises :class:`BlobNotFound`."""
+        return self._stat(self.key(tenant_id, digest))[0]
+
+    def delete(self, tenant_id: str, digest: str) -> None:
+        """Remove a blob; removing a missing blob is not an error."""
+        self._delete(self.key(tenant_id, digest))
+
+    def digests(self, tenant_id: str) -> Iterator[tuple[str, float]]:
+        """``(digest, modified time)`` of every blob of a tenant, in no particular order."""
+        for key in self._iter_keys(tenant_id + "/"):
+            yield key.rsplit("/", 1)[1], self._stat(key)[1]
+
+    def copy_from(self, source: BlobStore, src_tenant: str, dst_tenant: str,
+                  digest: str) -> BlobInfo:
+        """Copy one blob between tenants (or stores), streaming it."""
+        return self.put(dst_tenant, source.open(src_tenant, digest))
+
+    def namespaces(self) -> list[str]:
+        """Every tenant (partition) that has blobs in this store."""
+        return sorted(self._iter_namespaces())
+
+    @staticmethod
+    def key(tenant_id: str, digest: str) -> str:
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise InvalidArgumentError(f"not a SHA-256 hex digest: {digest!r}")
+        return f"{tenant_id}/{digest[:2]}/{digest}"
+
+    # -- hooks -------------------------------------------------------------------------
+
+    @abstractmethod
+    def _stage(self, chunks: Iterator[bytes]) -> StagedBlob:
+        """Consume ``chunks`` into durable staging storage; nothing is visible yet."""
+
+    @abstractmethod
+    def _read(self, key: str, start: int, end: int | None) -> Iterator[bytes]:
+        """Yield bytes ``[start, end)`` of ``key``; raise :class:`BlobNotFound` first if absent."""
+
+    @abstractmethod
+    def _stat(self, key: str) -> tuple[int, float]:
+        """``(size, modified time)`` of ``key``; raise :class:`BlobNotFound`."""
+
+    @abstractmethod
+    def _delete(self, key: str) -> None:
+        """Remove ``key`` if present."""
+
+    @abstractmethod
+    def _iter_keys(self, prefix: str) -> Iterator[str]:
+        """Every key starting with ``prefix`` (used by garbage collection)."""
+
+    @abstractmethod
+    def _iter_namespaces(self) -> Iterator[str]:
+        """The first key segment (tenant) of every stored blob, each once."""

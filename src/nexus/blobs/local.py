@@ -1,0 +1,134 @@
+"""Blobs as files in a local (or shared network) directory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from nexus.blobs.base import CHUNK_SIZE, BlobNotFound, BlobStore, StagedBlob
+
+__all__ = ["LocalBlobStore"]
+
+
+class _StagedFile(StagedBlob):
+    def __init__(self, store: LocalBlobStore, temp: Path) -> None:
+        self._store = store
+        self._temp = temp
+
+    def commit(self, key: str) -> None:
+        target = self._store.root / key
+        if target.exists():
+            # Same digest, same bytes: keep the existing file, but refresh its time so a
+            # concurrent garbage collection sees it as freshly referenced.
+            self.discard()
+            os.utime(target)
+            return
+        self._store._ensure_dir(target.parent)
+        os.replace(self._temp, target)
+        _fsync_dir(target.parent)
+
+    def discard(self) -> None:
+        try:
+            self._temp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class LocalBlobStore(BlobStore):
+    """Files at ``<root>/<tenant>/<dd>/<digest>``, staged in ``<root>/.staging``.
+
+    A blob is written to a temporary file, fsynced, renamed into place and its directory
+    fsynced, so it is either complete and durable or absent.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._staging = self.root / ".staging"
+        self._staging.mkdir(parents=True, exist_ok=True)
+        self._known_dirs: set[Path] = set()
+
+    def _stage(self, chunks: Iterator[bytes]) -> StagedBlob:
+        fd, name = tempfile.mkstemp(dir=self._staging, prefix="blob-")
+        temp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return _StagedFile(self, temp)
+
+    def _read(self, key: str, start: int, end: int | None) -> Iterator[bytes]:
+        try:
+            handle = open(self.root / key, "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        return _read_range(handle, start, end)
+
+    def _stat(self, key: str) -> tuple[int, float]:
+        try:
+            st = os.stat(self.root / key)
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        return st.st_size, st.st_mtime
+
+    def _delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+    def _iter_keys(self, prefix: str) -> Iterator[str]:
+        base = self.root / prefix
+        if not base.is_dir():
+            return
+        for shard in sorted(base.iterdir()):
+            if shard.is_dir():
+                for blob in shard.iterdir():
+                    yield f"{prefix}{shard.name}/{blob.name}"
+
+    def _iter_namespaces(self) -> Iterator[str]:
+        return iter([p.name for p in self.root.iterdir() if p.is_dir() and p != self._staging])
+
+    def stale_staging(self, older_than: float) -> list[Path]:
+        """Staging files left by writers that died, older than ``older_than`` seconds."""
+        cutoff = time.time() - older_than
+        return [p for p in self._staging.iterdir() if p.stat().st_mtime < cutoff]
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory in self._known_dirs:
+            return
+        missing = []
+        current = directory
+        while not current.exists():
+            missing.append(current)
+            current = current.parent
+        for path in reversed(missing):
+            path.mkdir(exist_ok=True)
+            _fsync_dir(path.parent)
+        self._known_dirs.add(directory)
+
+
+def _read_range(handle, start: int, end: int | None) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+    with handle:
+        handle.seek(start)
+        remaining = None if end is None else max(0, end - start)
+        while remaining is None or remaining > 0:
+            size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+            chunk = handle.read(size)
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

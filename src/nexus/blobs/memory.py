@@ -1,0 +1,54 @@
+"""Blobs in a dict, per instance: for tests and throwaway stores."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from nexus.blobs.base import CHUNK_SIZE, BlobNotFound, BlobStore, StagedBlob
+
+__all__ = ["MemoryBlobStore"]
+
+
+class _StagedBytes(StagedBlob):
+    def __init__(self, store: MemoryBlobStore, data: bytes) -> None:
+        self._store = store
+        self._data = data
+
+    def commit(self, key: str) -> None:
+        self._store._blobs[key] = (self._data, time.time())
+
+    def discard(self) -> None:
+        self._data = b""
+
+
+class MemoryBlobStore(BlobStore):
+    """Keeps blobs in this instance only; nothing is shared between instances."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, tuple[bytes, float]] = {}
+
+    def _stage(self, chunks: Iterator[bytes]) -> StagedBlob:
+        return _StagedBytes(self, b"".join(chunks))
+
+    def _read(self, key: str, start: int, end: int | None) -> Iterator[bytes]:
+        if key not in self._blobs:
+            raise BlobNotFound(key)
+        data = self._blobs[key][0][start:end]
+        return iter([data[i:i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)])
+
+    def _stat(self, key: str) -> tuple[int, float]:
+        try:
+            data, mtime = self._blobs[key]
+        except KeyError:
+            raise BlobNotFound(key) from None
+        return len(data), mtime
+
+    def _delete(self, key: str) -> None:
+        self._blobs.pop(key, None)
+
+    def _iter_keys(self, prefix: str) -> Iterator[str]:
+        return iter([k for k in self._blobs if k.startswith(prefix)])
+
+    def _iter_namespaces(self) -> Iterator[str]:
+        return iter({k.split("/", 1)[0] for k in self._blobs})

@@ -1,0 +1,124 @@
+"""The Nexus client: one API over any transport (in-process engine or HTTP server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+from nexus.blobs.base import Data
+from nexus.client._transports.base import BaseTransport, RpcRequest
+
+__all__ = ["NexusClient"]
+
+_PAGE = 1000
+
+
+class NexusClient:
+    """File operations on a Nexus deployment, as the principal the transport carries.
+
+    Results are plain data: file metadata is a dict with ``path``, ``name``, ``type``
+    (``"file"``/``"directory"``), ``size``, ``etag``, ``version``, ``created_at`` and
+    ``modified_at``. Errors are the classes of :mod:`nexus.errors` whichever transport
+    carried the call.
+    """
+
+    def __init__(self, transport: BaseTransport) -> None:
+        self._transport = transport
+
+    def _call_rpc(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Call any RPC method by name with named parameters (the guide's escape hatch)."""
+        response = self._transport.handle(RpcRequest(method, dict(params or {})))
+        if response.error is not None:
+            raise response.error
+        return response.result
+
+    # -- directories -------------------------------------------------------------------
+
+    def mkdir(self, path: str, parents: bool = True, exist_ok: bool = True) -> dict[str, Any]:
+        """Create a directory; missing parents too unless ``parents=False``."""
+        return self._call_rpc("mkdir", {"path": path, "parents": parents, "exist_ok": exist_ok})
+
+    def rmdir(self, path: str, recursive: bool = False) -> None:
+        """Remove a directory; a non-empty one only with ``recursive=True``."""
+        self._call_rpc("rmdir", {"path": path, "recursive": recursive})
+
+    # -- content -----------------------------------------------------------------------
+
+    def write(self, path: str, data: Data, *, if_match: str | None = None,
+              if_none_match: bool = False) -> dict[str, Any]:
+        """Create or replace a file; ``data`` is bytes, a binary file or a bytes iterator."""
+        return self._call_rpc("write", {"path": path, "data": data, "if_match": if_match,
+                                        "if_none_match": if_none_match})
+
+    def append(self, path: str, data: Data) -> dict[str, Any]:
+        """Append to a file (created if missing); concurrent appends never lose data."""
+        return self._call_rpc("append", {"path": path, "data": data})
+
+    def read(self, path: str, *, offset: int = 0, length: int | None = None) -> bytes:
+        """A file's bytes, or the range ``[offset, offset + length)``."""
+        return self._call_rpc("read", {"path": path, "offset": offset, "length": length})
+
+    def read_stream(self, path: str, *, offset: int = 0,
+                    length: int | None = None) -> Iterator[bytes]:
+        """A file's bytes in chunks, for files too large to hold in memory."""
+        stream = self._call_rpc("open_read", {"path": path, "offset": offset, "length": length})
+        return stream.chunks
+
+    # -- metadata ----------------------------------------------------------------------
+
+    def stat(self, path: str) -> dict[str, Any]:
+        """Metadata of a file or directory."""
+        return self._call_rpc("stat", {"path": path})
+
+    def exists(self, path: str) -> bool:
+        """True if ``path`` exists (permission errors are raised, not hidden)."""
+        return self._call_rpc("exists", {"path": path})
+
+    def list(self, path: str = "/", recursive: bool = False, *, limit: int | None = None,
+             cursor: str | None = None) -> list[dict[str, Any]]:
+        """Entries below ``path`` (every one, unless ``limit`` caps the count)."""
+        if limit is not None:
+            return self.list_page(path, recursive, limit=limit, cursor=cursor)["entries"]
+        return list(self.iter_list(path, recursive, cursor=cursor))
+
+    def list_page(self, path: str = "/", recursive: bool = False, *, limit: int = _PAGE,
+                  cursor: str | None = None) -> dict[str, Any]:
+        """One page: ``{"entries": [...], "next_cursor": str | None}``."""
+        return self._call_rpc("list", {"path": path, "recursive": recursive, "limit": limit,
+                                       "cursor": cursor})
+
+    def iter_list(self, path: str = "/", recursive: bool = False, *,
+                  cursor: str | None = None, page_size: int = _PAGE) -> Iterator[dict[str, Any]]:
+        """Every entry below ``path``, fetched a page at a time."""
+        while True:
+            page = self.list_page(path, recursive, limit=page_size, cursor=cursor)
+            yield from page["entries"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    def delete(self, path: str) -> None:
+        """Delete a file."""
+        self._call_rpc("delete", {"path": path})
+
+    def rename(self, src: str, dst: str, *, overwrite: bool = False) -> dict[str, Any]:
+        """Move a file or directory; replace an existing file only with ``overwrite``."""
+        return self._call_rpc("rename", {"src": src, "dst": dst, "overwrite": overwrite})
+
+    def copy(self, src: str, dst: str, *, overwrite: bool = False) -> dict[str, Any]:
+        """Copy a file."""
+        return self._call_rpc("copy", {"src": src, "dst": dst, "overwrite": overwrite})
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the transport (and an embedded engine's database connections)."""
+        self._transport.close()
+
+    def __enter__(self) -> NexusClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

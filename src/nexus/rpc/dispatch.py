@@ -1,0 +1,76 @@
+"""Method name → service callable, and the one function that calls through the table.
+
+Each entry names a method of a per-area service (``"files.write"``); the parameters are
+bound against that method's own signature, so the table never restates an argument list
+and a wrong or missing parameter is an :class:`InvalidArgumentError`, never a crash.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from nexus.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from nexus.service import NexusService
+    from nexus.types import Principal
+
+__all__ = ["METHODS", "RpcMethod", "dispatch", "to_plain"]
+
+
+@dataclass(frozen=True, slots=True)
+class RpcMethod:
+    """One callable RPC method: ``target`` is ``"<service area>.<method>"``."""
+
+    name: str
+    target: str
+    #: True if the method streams bytes (only the local transport passes streams through).
+    streaming: bool = False
+
+
+_TABLE = [
+    RpcMethod("mkdir", "files.mkdir"),
+    RpcMethod("rmdir", "files.rmdir"),
+    RpcMethod("write", "files.write"),
+    RpcMethod("append", "files.append"),
+    RpcMethod("read", "files.read"),
+    RpcMethod("open_read", "files.open_read", streaming=True),
+    RpcMethod("stat", "files.stat"),
+    RpcMethod("exists", "files.exists"),
+    RpcMethod("list", "files.list"),
+    RpcMethod("delete", "files.delete"),
+    RpcMethod("rename", "files.rename"),
+    RpcMethod("copy", "files.copy"),
+]
+METHODS = MappingProxyType({m.name: m for m in _TABLE})
+
+
+def dispatch(service: NexusService, principal: Principal, method: str,
+             params: dict[str, Any] | None) -> Any:
+    """Call ``method`` for ``principal`` with keyword ``params``; return the raw result."""
+    spec = METHODS.get(method)
+    if spec is None:
+        raise InvalidArgumentError(f"unknown method {method!r}", method=method)
+    if params is not None and not isinstance(params, dict):
+        raise InvalidArgumentError("params must be an object of named parameters")
+    area, name = spec.target.split(".")
+    handler = getattr(getattr(service, area), name)
+    kwargs = dict(params or {})
+    try:
+        inspect.signature(handler).bind(principal, **kwargs)
+    except TypeError as exc:
+        raise InvalidArgumentError(f"{method}: {exc}", method=method) from None
+    return handler(principal, **kwargs)
+
+
+def to_plain(value: Any) -> Any:
+    """Turn result dataclasses into dicts and lists, recursively (bytes stay bytes)."""
+    to_dict = getattr(value, "to_dict", None)
+    if to_dict is not None:
+        return to_dict()
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    return value

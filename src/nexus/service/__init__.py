@@ -1,0 +1,57 @@
+"""The service layer: the only home of business rules. Adapters call nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nexus.service.access import AccessGate, Action
+from nexus.service.files import FileService, ReadStream
+from nexus.service.maintenance import FsckReport, GcReport, Maintenance
+from nexus.settings import Settings
+from nexus.store import Database
+
+__all__ = [
+    "AccessGate",
+    "Action",
+    "FileService",
+    "FsckReport",
+    "GcReport",
+    "Maintenance",
+    "NexusService",
+    "ReadStream",
+    "bootstrap",
+]
+
+
+@dataclass(frozen=True)
+class NexusService:
+    """One deployment's services, composed once by :func:`bootstrap`."""
+
+    settings: Settings
+    db: Database
+    files: FileService
+    maintenance: Maintenance
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()
+
+
+def bootstrap(settings: Settings) -> NexusService:
+    """Build every dependency from ``settings`` (and migrate the schema) — nothing else does."""
+    from nexus.blobs import blob_store_from_url
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.database_url:
+        db = Database(settings.database_url)
+    else:
+        db = Database.for_data_dir(settings.data_dir)
+    db.migrate()
+    blobs = blob_store_from_url(settings.blob_url or str(settings.data_dir / "blobs"))
+    gate = AccessGate()
+    return NexusService(
+        settings=settings,
+        db=db,
+        files=FileService(db=db, blobs=blobs, gate=gate),
+        maintenance=Maintenance(db=db, blobs=blobs),
+    )

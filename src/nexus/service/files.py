@@ -1,0 +1,443 @@
+"""File operations: the steps every call runs, in the same order.
+
+normalise the path → ask the :class:`~nexus.service.access.AccessGate` → stream content
+into the blob store (before any transaction, so a crash leaves at most an orphan blob) →
+one metadata transaction → result. A write is acknowledged only after its blob is fsynced
+and its transaction has committed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import chain
+from typing import TypeVar
+
+from sqlalchemy import Connection
+
+from nexus import paths
+from nexus.blobs import BlobNotFound, BlobStore
+from nexus.blobs.base import Data
+from nexus.errors import (
+    ConflictError,
+    DirectoryNotEmptyError,
+    InternalError,
+    InvalidArgumentError,
+    NexusFileExistsError,
+    NexusFileNotFoundError,
+    NexusIsADirectoryError,
+    NexusNotADirectoryError,
+)
+from nexus.service.access import AccessGate, Action
+from nexus.service.listing import Lister, file_info
+from nexus.store import Database, FileRecord, FileRepository, TenantRepository, WriteConflict
+from nexus.types import FileInfo, Page, Principal
+
+__all__ = ["FileService", "ReadStream"]
+
+T = TypeVar("T")
+_ROOT = FileRecord(paths.SYSTEM_PARTITION, "/", "", "directory", 0, None, 1, 0.0, 0.0)
+_RETRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStream:
+    """An open read: the file's metadata and an iterator over the requested bytes."""
+
+    info: FileInfo
+    chunks: Iterator[bytes]
+
+
+class FileService:
+    """mkdir, write, read, append, list, stat, delete, rename, copy — for one deployment."""
+
+    def __init__(self, *, db: Database, blobs: BlobStore, gate: AccessGate,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._blobs = blobs
+        self._gate = gate
+        self._clock = clock
+        self._lister = Lister(gate)
+
+    # -- directories -------------------------------------------------------------------
+
+    def mkdir(self, principal: Principal, path: str, parents: bool = True,
+              exist_ok: bool = True) -> FileInfo:
+        """Create a directory (and, with ``parents``, its missing ancestors)."""
+        path = paths.normalize(path)
+        self._gate.require(principal, Action.WRITE, path)
+        if path == "/":
+            return self._exists_or_raise(_ROOT, exist_ok)
+
+        def run(conn: Connection) -> FileInfo:
+            repo = FileRepository(conn)
+            current = repo.get(paths.partition_of(path), path)
+            if current is not None:
+                return self._exists_or_raise(current, exist_ok)
+            if parents:
+                self._ensure_parents(conn, path)
+            else:
+                parent_dir = self._get(repo, paths.parent(path) or "/")
+                if parent_dir is None:
+                    raise NexusFileNotFoundError(f"parent directory of {path} does not exist",
+                                                 path=path)
+                _require_dir(parent_dir)
+            self._create_directory(conn, path)
+            return file_info(self._get(repo, path) or _ROOT)
+
+        return self._transaction(run)
+
+    def rmdir(self, principal: Principal, path: str, recursive: bool = False) -> None:
+        """Remove a directory; a non-empty one only with ``recursive=True``."""
+        path = paths.normalize(path)
+        self._gate.require(principal, Action.WRITE, path)
+        if path == "/":
+            raise InvalidArgumentError("the root directory cannot be removed")
+
+        def run(conn: Connection) -> None:
+            repo = FileRepository(conn)
+            current = self._get(repo, path)
+            if current is None:
+                raise NexusFileNotFoundError(f"no such directory: {path}", path=path)
+            _require_dir(current)
+            partitions = self._partitions_below(conn, path)
+            if not recursive and any(self._has_entries(conn, p, path) for p in partitions):
+                raise DirectoryNotEmptyError(
+                    f"directory not empty: {path} (pass recursive=True to remove it all)",
+                    path=path)
+            for partition in partitions:
+                if partition != paths.partition_of(path) and partition != paths.SYSTEM_PARTITION:
+                    repo.delete_partition(partition)
+                    TenantRepository(conn).remove(partition)
+            tenant = paths.tenant_of(path)
+            if tenant is not None and path == paths.tenant_root(tenant):
+                repo.delete_partition(tenant)
+                TenantRepository(conn).remove(tenant)
+                return
+            repo.delete_subtree(current.tenant_id, path)
+            repo.delete(current.tenant_id, path)
+
+        self._transaction(run)
+
+    # -- content -----------------------------------------------------------------------
+
+    def write(self, principal: Principal, path: str, data: Data, *, if_match: str | None = None,
+              if_none_match: bool = False) -> FileInfo:
+        """Create or replace a file with ``data`` (bytes, a binary stream or an iterator).
+
+        Missing parent directories are created. ``if_match`` makes the write conditional
+        on the current etag (:class:`ConflictError` otherwise); ``if_none_match`` makes it
+        create-only (:class:`NexusFileExistsError` if the path exists).
+        """
+        path = paths.normalize(path)
+        self._gate.require(principal, Action.WRITE, path)
+        _require_not_root(path)
+        partition = paths.partition_of(path)
+        blob = self._blobs.put(partition, data)
+
+        def run(conn: Connection) -> FileInfo:
+            repo = FileRepository(conn)
+            current = repo.get(partition, path, for_update=True)
+            _check_preconditions(current, path, if_match, if_none_match)
+            now = self._clock()
+            if current is None:
+                self._ensure_parents(conn, path)
+                return file_info(repo.insert_file(partition, path, _parent(path),
+                                                  size=blob.size, digest=blob.digest, now=now))
+            return file_info(self._replace(repo, current, blob.size, blob.digest, now))
+
+        return self._transaction(run)
+
+    def append(self, principal: Principal, path: str, data: Data) -> FileInfo:
+        """Append ``data`` to a file (created if missing), atomically.
+
+        Concurrent appends to one file are serialised on its row, so none is lost and
+        none interleaves with another.
+        """
+        path = paths.normalize(path)
+        self._gate.require(principal, Action.WRITE, path)
+        _require_not_root(path)
+        partition = paths.partition_of(path)
+        # Stage the new bytes first: the transaction may be retried, a stream cannot.
+        tail = self._blobs.put(partition, data)
+
+        def run(conn: Connection) -> FileInfo:
+            repo = FileRepository(conn)
+            current = repo.get(partition, path, for_update=True)
+            now = self._clock()
+            if current is None:
+                self._ensure_parents(conn, path)
+                return file_info(repo.insert_file(partition, path, _parent(path),
+                                                  size=tail.size, digest=tail.digest, now=now))
+            _require_file(current)
+            if tail.size == 0:
+                return file_info(current)
+            joined = self._blobs.put(partition, chain(
+                self._open_blob(current), self._blobs.open(partition, tail.digest)))
+            return file_info(self._replace(repo, current, joined.size, joined.digest, now))
+
+        return self._transaction(run)
+
+    def read(self, principal: Principal, path: str, *, offset: int = 0,
+             length: int | None = None) -> bytes:
+        """The file's bytes ``[offset, offset + length)`` (all of it by default)."""
+        return b"".join(self.open_read(principal, path, offset=offset, length=length).chunks)
+
+    def open_read(self, principal: Principal, path: str, *, offset: int = 0,
+                  length: int | None = None) -> ReadStream:
+        """Stream a file (or a byte range of it) in chunks, without loading it into memory."""
+        path = paths.normalize(path)
+        self._gate.require(principal, Action.READ, path)
+        if not isinstance(offset, int) or offset < 0 or (
+                length is not None and (not isinstance(length, int) or length < 0)):
+            raise InvalidArgumentError("offset and length must be non-negative integers")
+        with self._db.read() as conn:
+            record = self._get(FileRepository(conn), path)
+        if record is None:
+            raise NexusFileNotFoundError(f"no such file: {path}", path=path)
+        _require_file(record)
+        end = None if length is None else offset + length
+        return ReadStream(file_info(record), self._open_blob(record, offset, end))
+
+    # -- metadata ----------------------------------------------------------------------
+
+    def stat(self, principal: Principal, path: str) -> FileInfo:
+        """Metadata of a file or directory."""
+        path = paths.normalize(path)
+        self._gate.require(principal, Action.READ, path)
+        with self._db.read() as conn:
+            record = self._get(FileRepository(conn), path)
+        if record is None:
+            raise NexusFileNotFoundError(f"no such file or directory: {path}", path=path)
+        return file_info(record)
+
+    def exists(self, principal: Principal, path: str) -> bool:
+        """True if the path exists. Raises :class:`NexusPermissionError` where it may not
+        be read, so existence cannot be probed."""
+        try:
+            self.stat(principal, path)
+        except NexusFileNotFoundError:
+            return False
+        return True
+
+    def list(self, principal: Principal, path: str = "/", recursive: bool = False, *,
+             limit: int | None = None, cursor: str | None = None) -> Page:
+        """One page of the entries below ``path`` that the principal may read."""
+        path = paths.normalize(path)
+        self._gate.require(principal, Action.READ, path)
+        with self._db.read() as conn:
+            target = self._get(FileRepository(conn), path)
+            if target is None:
+                raise NexusFileNotFoundError(f"no such directory: {path}", path=path)
+            if not target.is_dir:
+                return Page([file_info(target)], None)
+            return self._lister.page(conn, principal, path, recursive=recursive, limit=limit,
+                                     cursor=cursor)
+
+    def delete(self, principal: Principal, path: str) -> None:
+        """Delete a file (use :meth:`rmdir` for directories)."""
+        path = paths.normalize(path)
+        self._gate.require(principal, Action.WRITE, path)
+
+        def run(conn: Connection) -> None:
+            repo = FileRepository(conn)
+            current = repo.get(paths.partition_of(path), path, for_update=True)
+            if current is None:
+                raise NexusFileNotFoundError(f"no such file: {path}", path=path)
+            _require_file(current)
+            repo.delete(current.tenant_id, path)
+
+        self._transaction(run)
+
+    def rename(self, principal: Principal, src: str, dst: str, *,
+               overwrite: bool = False) -> FileInfo:
+        """Move a file or directory. An existing file at ``dst`` is replaced only with
+        ``overwrite=True``; an existing directory never is."""
+        src, dst = paths.normalize(src), paths.normalize(dst)
+        self._gate.require(principal, Action.WRITE, src)
+        self._gate.require(principal, Action.WRITE, dst)
+        for p in (src, dst):
+            if p in ("/", paths.TENANTS_ROOT) or p == _tenant_root_of(p):
+                raise InvalidArgumentError(f"{p} cannot be renamed or replaced")
+        if paths.is_within(dst, src):
+            raise InvalidArgumentError(f"cannot move {src} into itself ({dst})")
+        src_partition, dst_partition = paths.partition_of(src), paths.partition_of(dst)
+
+        def run(conn: Connection) -> FileInfo:
+            repo = FileRepository(conn)
+            source = repo.get(src_partition, src, for_update=True)
+            if source is None:
+                raise NexusFileNotFoundError(f"no such file or directory: {src}", path=src)
+            if source.is_dir and src_partition != dst_partition:
+                raise InvalidArgumentError("directories cannot be moved between tenants; "
+                                           "copy the files instead")
+            self._clear_destination(repo, source, dst, overwrite)
+            self._ensure_parents(conn, dst)
+            now = self._clock()
+            if src_partition != dst_partition:
+                blob = self._blobs.copy_from(self._blobs, src_partition, dst_partition,
+                                             source.digest or "")
+                moved = repo.insert_file(dst_partition, dst, _parent(dst), size=blob.size,
+                                         digest=blob.digest, now=now)
+                repo.delete(src_partition, src)
+                return file_info(moved)
+            moved = repo.move_row(source, dst_partition, dst, _parent(dst), now)
+            if source.is_dir:
+                repo.move_subtree(src_partition, src, dst)
+            return file_info(moved)
+
+        return self._transaction(run)
+
+    def copy(self, principal: Principal, src: str, dst: str, *,
+             overwrite: bool = False) -> FileInfo:
+        """Copy a file. Within a tenant the copy shares the stored content."""
+        src, dst = paths.normalize(src), paths.normalize(dst)
+        self._gate.require(principal, Action.READ, src)
+        self._gate.require(principal, Action.WRITE, dst)
+        _require_not_root(dst)
+        src_partition, dst_partition = paths.partition_of(src), paths.partition_of(dst)
+        with self._db.read() as conn:
+            source = self._get(FileRepository(conn), src)
+        if source is None:
+            raise NexusFileNotFoundError(f"no such file: {src}", path=src)
+        _require_file(source)
+        digest, size = source.digest or "", source.size
+        if src_partition != dst_partition:
+            blob = self._blobs.copy_from(self._blobs, src_partition, dst_partition, digest)
+            digest, size = blob.digest, blob.size
+
+        def run(conn: Connection) -> FileInfo:
+            repo = FileRepository(conn)
+            current = repo.get(dst_partition, dst, for_update=True)
+            now = self._clock()
+            if current is not None:
+                if not overwrite or current.is_dir:
+                    raise NexusFileExistsError(f"destination exists: {dst}", path=dst)
+                return file_info(self._replace(repo, current, size, digest, now))
+            self._ensure_parents(conn, dst)
+            return file_info(repo.insert_file(dst_partition, dst, _parent(dst), size=size,
+                                              digest=digest, now=now))
+
+        return self._transaction(run)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _transaction(self, run: Callable[[Connection], T]) -> T:
+        # A unique-key race (two creators of one path on PostgreSQL) is retried from the
+        # top: the second attempt sees the winner's row and takes the "exists" branch.
+        for attempt in range(_RETRIES):
+            try:
+                with self._db.write() as conn:
+                    return run(conn)
+            except WriteConflict:
+                if attempt == _RETRIES - 1:
+                    raise ConflictError("too many concurrent changes to the same path; retry")
+        raise AssertionError("unreachable")
+
+    def _get(self, repo: FileRepository, path: str) -> FileRecord | None:
+        if path == "/":
+            return _ROOT
+        return repo.get(paths.partition_of(path), path)
+
+    def _ensure_parents(self, conn: Connection, path: str) -> None:
+        """Create every missing ancestor directory of ``path``; fail on a file in the way."""
+        parent = paths.parent(path)
+        if parent is None or parent == "/":
+            return
+        existing = self._get(FileRepository(conn), parent)
+        if existing is not None:
+            _require_dir(existing)
+            return
+        self._ensure_parents(conn, parent)
+        self._create_directory(conn, parent)
+
+    def _create_directory(self, conn: Connection, path: str) -> None:
+        now = self._clock()
+        tenant = paths.tenant_of(path)
+        if tenant is not None and path == paths.tenant_root(tenant):
+            TenantRepository(conn).register(tenant, now)
+        FileRepository(conn).insert_directory(paths.partition_of(path), path, _parent(path), now)
+
+    def _replace(self, repo: FileRepository, current: FileRecord, size: int, digest: str,
+                 now: float) -> FileRecord:
+        _require_file(current)
+        replaced = repo.replace_file(current, size=size, digest=digest, now=now)
+        if replaced is None:  # the row changed under us; retry the whole transaction
+            raise WriteConflict(current.path)
+        return replaced
+
+    def _clear_destination(self, repo: FileRepository, source: FileRecord, dst: str,
+                           overwrite: bool) -> None:
+        target = repo.get(paths.partition_of(dst), dst, for_update=True)
+        if target is None:
+            return
+        if not overwrite or target.is_dir or source.is_dir:
+            raise NexusFileExistsError(f"destination exists: {dst}", path=dst)
+        repo.delete(target.tenant_id, dst)
+
+    def _partitions_below(self, conn: Connection, path: str) -> list[str]:
+        """Partitions that hold entries below ``path`` (several only for / and /tenants)."""
+        if path in ("/", paths.TENANTS_ROOT):
+            tenant_ids = []
+            after = None
+            while batch := TenantRepository(conn).ids(after=after, limit=1000):
+                tenant_ids.extend(batch)
+                after = batch[-1]
+            return [paths.SYSTEM_PARTITION, *tenant_ids]
+        return [paths.partition_of(path)]
+
+    def _has_entries(self, conn: Connection, partition: str, path: str) -> bool:
+        repo = FileRepository(conn)
+        if partition != paths.partition_of(path):  # a tenant below / or /tenants
+            return True
+        return repo.has_children(partition, path)
+
+    def _open_blob(self, record: FileRecord, start: int = 0,
+                   end: int | None = None) -> Iterator[bytes]:
+        try:
+            return self._blobs.open(record.tenant_id, record.digest or "", start, end)
+        except BlobNotFound:
+            raise InternalError(f"the content of {record.path} is missing from the blob "
+                                "store; run `nexus fsck`") from None
+
+    def _exists_or_raise(self, record: FileRecord, exist_ok: bool) -> FileInfo:
+        if record.is_dir and exist_ok:
+            return file_info(record)
+        raise NexusFileExistsError(f"already exists: {record.path}", path=record.path)
+
+
+def _parent(path: str) -> str:
+    return paths.parent(path) or "/"
+
+
+def _tenant_root_of(path: str) -> str | None:
+    tenant = paths.tenant_of(path)
+    return paths.tenant_root(tenant) if tenant else None
+
+
+def _require_not_root(path: str) -> None:
+    if path in ("/", paths.TENANTS_ROOT) or path == _tenant_root_of(path):
+        raise NexusIsADirectoryError(f"{path} is a directory", path=path)
+
+
+def _require_dir(record: FileRecord) -> None:
+    if not record.is_dir:
+        raise NexusNotADirectoryError(f"not a directory: {record.path}", path=record.path)
+
+
+def _require_file(record: FileRecord) -> None:
+    if record.is_dir:
+        raise NexusIsADirectoryError(f"is a directory: {record.path}", path=record.path)
+
+
+def _check_preconditions(current: FileRecord | None, path: str, if_match: str | None,
+                         if_none_match: bool) -> None:
+    if current is not None:
+        _require_file(current)
+    if if_none_match and current is not None:
+        raise NexusFileExistsError(f"already exists: {path}", path=path)
+    if if_match is not None and (current is None or current.digest != if_match):
+        raise ConflictError(f"etag mismatch for {path}: the file changed since it was read",
+                            path=path)
+

@@ -1,0 +1,108 @@
+"""Garbage collection and the consistency check (``nexus gc`` / ``nexus fsck``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nexus import paths
+from nexus.blobs import BlobNotFound, BlobStore, LocalBlobStore
+from nexus.store import Database, FileRepository, TenantRepository
+
+__all__ = ["FsckReport", "GcReport", "Maintenance"]
+
+#: A blob younger than this is never collected: its writer may not have committed yet.
+DEFAULT_GRACE_SECONDS = 3600.0
+
+
+@dataclass
+class GcReport:
+    """What a garbage collection removed."""
+
+    blobs_removed: int = 0
+    bytes_removed: int = 0
+    staging_removed: int = 0
+
+
+@dataclass
+class FsckReport:
+    """Problems found between metadata and blobs; ``ok`` when there are none."""
+
+    files_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    unreferenced_blobs: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class Maintenance:
+    """Operator tasks over the whole store. Administrators only (enforced by callers)."""
+
+    def __init__(self, *, db: Database, blobs: BlobStore,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._blobs = blobs
+        self._clock = clock
+
+    def partitions(self) -> list[str]:
+        """System partition, every registered tenant, and any tenant that only has blobs."""
+        with self._db.read() as conn:
+            tenants = TenantRepository(conn)
+            ids: list[str] = []
+            after = None
+            while batch := tenants.ids(after=after, limit=1000):
+                ids.extend(batch)
+                after = batch[-1]
+        known = {paths.SYSTEM_PARTITION, *ids}
+        return sorted(known | set(self._blobs.namespaces()))
+
+    def gc(self, *, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> GcReport:
+        """Delete blobs no file references and that are older than ``grace_seconds``."""
+        report = GcReport()
+        cutoff = self._clock() - grace_seconds
+        for partition in self.partitions():
+            with self._db.read() as conn:
+                referenced = FileRepository(conn).digests(partition)
+            for digest, mtime in list(self._blobs.digests(partition)):
+                if digest in referenced or mtime >= cutoff:
+                    continue
+                try:
+                    report.bytes_removed += self._blobs.size(partition, digest)
+                except BlobNotFound:
+                    continue
+                self._blobs.delete(partition, digest)
+                report.blobs_removed += 1
+        if isinstance(self._blobs, LocalBlobStore):
+            for stale in self._blobs.stale_staging(grace_seconds):
+                stale.unlink(missing_ok=True)
+                report.staging_removed += 1
+        return report
+
+    def fsck(self) -> FsckReport:
+        """Check that every file's blob exists with the recorded size and every entry has
+        its parent directory."""
+        report = FsckReport()
+        for partition in self.partitions():
+            with self._db.read() as conn:
+                repo = FileRepository(conn)
+                rows = repo.files_with_digests(partition)
+                orphans = repo.orphaned_rows(partition)
+            report.problems += [f"{p}: parent directory is missing" for p in orphans]
+            referenced = set()
+            for path, digest, size in rows:
+                report.files_checked += 1
+                referenced.add(digest)
+                try:
+                    stored = self._blobs.size(partition, digest)
+                except BlobNotFound:
+                    report.problems.append(f"{path}: content blob {digest[:12]}… is missing")
+                    continue
+                if stored != size:
+                    report.problems.append(
+                        f"{path}: recorded size {size} but blob holds {stored} bytes")
+            report.unreferenced_blobs += sum(
+                1 for d, _ in self._blobs.digests(partition) if d not in referenced)
+        return report

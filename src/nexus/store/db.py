@@ -1,0 +1,142 @@
+"""Connections to the metadata database: SQLite (WAL) embedded, PostgreSQL in production.
+
+:class:`Database` hands out units of work: ``with db.write() as conn`` runs one
+transaction that commits when the block ends normally and rolls back otherwise;
+``db.read()`` is the same for reads. On SQLite a write transaction starts with
+``BEGIN IMMEDIATE`` so that writers queue on the busy timeout instead of failing with
+"database is locked" when a read transaction tries to upgrade; ``synchronous=FULL`` makes
+a commit durable before it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from nexus.errors import UnavailableError
+
+__all__ = ["Database", "WriteConflict", "normalize_database_url"]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_WRITE = "nexus_write"
+
+
+class WriteConflict(Exception):
+    """Two transactions raced for the same unique key; the loser may retry from scratch."""
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept ``postgresql://`` / ``postgres://`` URLs and select the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+class Database:
+    """One engine plus the transaction discipline every repository relies on."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = normalize_database_url(url)
+        self.dialect = make_url(self.url).get_backend_name()
+        self.engine = self._create_engine(pool_size=pool_size, echo=echo)
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path, **options: Any) -> Database:
+        """The embedded default: ``<data_dir>/nexus.db``."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{data_dir / 'nexus.db'}", **options)
+
+    def _create_engine(self, *, pool_size: int, echo: bool) -> Engine:
+        if self.dialect == "sqlite":
+            engine = create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=20,
+                                   connect_args={"check_same_thread": False, "timeout": 60})
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "begin", _sqlite_on_begin)
+            return engine
+        if self.dialect == "postgresql":
+            return create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=20,
+                                 pool_pre_ping=True)
+        raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A read-write transaction: commit on normal exit, roll back on any exception."""
+        with self._translate(), self.engine.connect() as conn:
+            conn = conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (a consistent snapshot on PostgreSQL and SQLite WAL)."""
+        with self._translate(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError as exc:
+            raise WriteConflict(str(exc.orig)) from exc
+        except OperationalError as exc:
+            if _is_connection_failure(exc):
+                raise UnavailableError("the metadata database is unreachable") from exc
+            raise
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (cheap when it is already there)."""
+        script = ScriptDirectory(str(_MIGRATIONS))
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_heads()
+            if set(current) == set(script.get_heads()):
+                return
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Two processes starting at once must not both create the tables.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7236452)")
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def ping(self) -> None:
+        """Raise :class:`UnavailableError` unless the database answers."""
+        with self.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is deferred-only).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE)
+                         else "BEGIN")
+
+
+def _is_connection_failure(exc: DBAPIError) -> bool:
+    return bool(exc.connection_invalidated) or "connect" in str(exc.orig).lower()
+

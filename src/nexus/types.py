@@ -1,0 +1,61 @@
+"""Small frozen value types shared by every layer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["FileInfo", "Page", "Principal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: derived from a credential, never from request parameters.
+
+    ``tenant_id`` is ``None`` only for system principals (administrators not bound to a
+    tenant). ``is_admin`` marks the system administrator, who bypasses permission checks.
+    """
+
+    user_id: str
+    tenant_id: str | None
+    is_admin: bool = False
+    key_id: str | None = None
+
+    @classmethod
+    def local_admin(cls) -> Principal:
+        """The principal of an embedded client opened without an API key."""
+        return cls(user_id="local-admin", tenant_id=None, is_admin=True)
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """Metadata of one file or directory as the API returns it."""
+
+    path: str
+    name: str
+    type: str  # "file" | "directory"
+    size: int
+    etag: str | None
+    version: int
+    created_at: str
+    modified_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing; ``next_cursor`` is ``None`` on the last page."""
+
+    entries: list[FileInfo]
+    next_cursor: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"entries": [e.to_dict() for e in self.entries], "next_cursor": self.next_cursor}
+
+
+def iso_time(timestamp: float) -> str:
+    """UTC ISO-8601 with microseconds, the format of every time the API returns."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
