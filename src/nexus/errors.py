@@ -8,8 +8,8 @@
         InvalidArgumentError        also a ValueError
         NexusFileNotFoundError      also a FileNotFoundError
         NexusFileExistsError        also a FileExistsError
-        NotADirectoryError_         also a NotADirectoryError   (exported as NexusNotADirectoryError)
-        IsADirectoryError_          also an IsADirectoryError   (exported as NexusIsADirectoryError)
+        NexusNotADirectoryError     also a NotADirectoryError
+        NexusIsADirectoryError      also an IsADirectoryError
         DirectoryNotEmptyError      also an OSError
         ConflictError               a precondition (etag) failed
         NexusPermissionError        also a PermissionError
@@ -240,4 +240,5 @@ def error_from_payload(payload: dict[str, Any]) -> NexusError:
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, str | int | float | bool | None) else str(v) for k, v in details.items()}
+    return {k: v if isinstance(v, str | int | float | bool | None) else str(v)
+            for k, v in details.items()}

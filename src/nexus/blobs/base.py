@@ -17,7 +17,9 @@ from typing import BinaryIO
 
 from nexus.errors import InvalidArgumentError
 
-__all__ = ["CHUNK_SIZE", "BlobInfo", "BlobNotFound", "BlobStore", "Data", "StagedBlob", "iter_chunks"]
+__all__ = [
+    "CHUNK_SIZE", "BlobInfo", "BlobNotFound", "BlobStore", "Data", "StagedBlob", "iter_chunks",
+]
 
 CHUNK_SIZE = 1024 * 1024
 Data = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
@@ -64,7 +66,8 @@ def iter_chunks(data: Data, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
             yield bytes(chunk)
         return
     if not isinstance(data, Iterable):
-        raise InvalidArgumentError(f"data must be bytes or a binary stream, not {type(data).__name__}")
+        raise InvalidArgumentError(
+            f"data must be bytes or a binary stream, not {type(data).__name__}")
     for chunk in data:
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise InvalidArgumentError("data iterator must yield bytes")

@@ -332,7 +332,8 @@ class FileService:
                     return run(conn)
             except WriteConflict:
                 if attempt == _RETRIES - 1:
-                    raise ConflictError("too many concurrent changes to the same path; retry")
+                    raise ConflictError(
+                        "too many concurrent changes to the same path; retry") from None
         raise AssertionError("unreachable")
 
     def _get(self, repo: FileRepository, path: str) -> FileRecord | None:

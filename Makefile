@@ -1,0 +1,33 @@
+# The README's commands. Each target sets up its own virtual environment first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: setup serve test test-slow lint bench clean
+
+$(BIN)/nexus: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+setup: $(BIN)/nexus
+
+## Start Nexus on the embedded default (SQLite + blobs in ./nexus-data).
+serve: setup
+	$(BIN)/nexus demo --data-dir ./nexus-data
+
+## Lint, then every test (SQLite and PostgreSQL) except the slow ones.
+test: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider
+
+## The slow, full-size runs.
+test-slow: setup
+	$(BIN)/python -m pytest -m slow -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python bench/engine.py --backend both
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

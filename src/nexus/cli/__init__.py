@@ -1,0 +1,7 @@
+"""The ``nexus`` command line."""
+
+from __future__ import annotations
+
+from nexus.cli.app import app, main
+
+__all__ = ["app", "main"]
