@@ -4,8 +4,8 @@
 
     NexusError                      base; every error has a stable ``code``
       client errors (the caller can fix them)
-        InvalidPathError            also a ValueError
         InvalidArgumentError        also a ValueError
+          InvalidPathError          a path broke a rule of nexus.paths
         NexusFileNotFoundError      also a FileNotFoundError
         NexusFileExistsError        also a FileExistsError
         NexusNotADirectoryError     also a NotADirectoryError
@@ -70,7 +70,14 @@ class NexusError(Exception):
         return self.message
 
 
-class InvalidPathError(NexusError, ValueError):
+class InvalidArgumentError(NexusError, ValueError):
+    """A parameter has the wrong type or an unacceptable value."""
+
+    code = "invalid_argument"
+    exit_code = 2
+
+
+class InvalidPathError(InvalidArgumentError):
     """A virtual path broke one of the rules in :mod:`nexus.paths`; ``rule`` names it."""
 
     code = "invalid_path"
@@ -80,13 +87,6 @@ class InvalidPathError(NexusError, ValueError):
         super().__init__(message, path=path, rule=rule)
         self.path = path
         self.rule = rule
-
-
-class InvalidArgumentError(NexusError, ValueError):
-    """A parameter has the wrong type or an unacceptable value."""
-
-    code = "invalid_argument"
-    exit_code = 2
 
 
 class NexusFileNotFoundError(NexusError, FileNotFoundError):

@@ -311,6 +311,7 @@ def test_tenant_principal_is_confined_to_its_tenant(admin: NexusClient, tenant_u
     admin.write("/tenants/acme/shared/plan.md", b"acme secret")
     admin.write("/tenants/beta/shared/roadmap.md", b"beta secret")
     bob = tenant_user("beta", "bob")
+    admin.rebac_create(("user", "bob"), "owner", ("file", "/tenants/beta"), tenant_id="beta")
     assert bob.read("/tenants/beta/shared/roadmap.md") == b"beta secret"
     for call in (lambda: bob.read("/tenants/acme/shared/plan.md"),
                  lambda: bob.stat("/tenants/acme/shared/plan.md"),

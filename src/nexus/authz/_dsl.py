@@ -31,7 +31,8 @@ __all__ = ["ParsedModel", "parse_dsl", "syntax_error"]
 # `#` starts a comment only at the start of a line or after whitespace, because it also
 # joins a type to a relation in `group#member`.
 _COMMENT = re.compile(r"(^|\s)#.*$")
-_TOKEN = re.compile(r"\s*(?:(?P<butnot>but\s+not)\b|(?P<punct>[\[\](),:#*])|(?P<name>[^\s\[\](),:#*@]+))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<butnot>but\s+not)\b|(?P<punct>[\[\](),:#*])|(?P<name>[^\s\[\](),:#*@]+))")
 _SCHEMA = re.compile(r"^\s+schema\s+(\S+)\s*$")
 _CONDITION = re.compile(r"^condition\s+(\S+?)\s*\((.*)\)\s*\{(.*)$", re.S)
 _PARAM_TYPES = {"bool", "string", "int", "uint", "double", "duration", "timestamp",
@@ -101,8 +102,10 @@ class _Expr:
             raise syntax_error(self.line, f"unexpected {self.peek()!r} after the expression")
         return node
 
-    def expr(self) -> Rewrite:
-        first = self.operand(direct_ok=True)
+    def expr(self, *, direct_ok: bool = True) -> Rewrite:
+        # Direct types may open the definition or a group in that first position only:
+        # `([user] or a) but not b` is valid, `a but not ([user] or b)` is not.
+        first = self.operand(direct_ok=direct_ok)
         op = self.peek()
         if op in ("or", "and"):
             children = [first]
@@ -129,7 +132,7 @@ class _Expr:
             return self.direct()
         if tok == "(":
             self.take()
-            node = self.expr()
+            node = self.expr(direct_ok=direct_ok)
             self.take(")")
             return node
         relation = self.name("a relation name")

@@ -44,7 +44,7 @@ WILDCARD = "*"
 
 @dataclass(frozen=True, slots=True)
 class RelationRef:
-    """One entry of a direct-type list: ``user``, ``user:*``, ``group#member`` or ``user with c``."""
+    """A direct type: ``user``, ``user:*``, ``group#member`` or ``user with cond``."""
 
     type: str
     relation: str | None = None

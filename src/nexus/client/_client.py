@@ -11,6 +11,8 @@ from nexus.client._transports.base import BaseTransport, RpcRequest
 
 __all__ = ["NexusClient"]
 
+Ref = tuple[str, str] | tuple[str, str, str] | list[str]
+
 _PAGE = 1000
 
 
@@ -109,6 +111,72 @@ class NexusClient:
     def copy(self, src: str, dst: str, *, overwrite: bool = False) -> dict[str, Any]:
         """Copy a file."""
         return self._call_rpc("copy", {"src": src, "dst": dst, "overwrite": overwrite})
+
+    # -- permissions (ReBAC) -----------------------------------------------------------
+
+    def rebac_create(self, subject: Ref, relation: str, object: Ref,
+                     tenant_id: str | None = None, expires_at: Any = None) -> str:
+        """Grant ``relation`` on ``object`` to ``subject``; returns the tuple id.
+
+        ``subject``/``object`` are ``(type, id)`` pairs, e.g. ``("user", "alice")`` and
+        ``("file", "/tenants/acme")``; ``("group", "eng", "member")`` names a group's
+        members. ``expires_at`` (Unix time or ISO-8601) makes the grant time-limited.
+        """
+        return self._call_rpc("rebac_create", {"subject": subject, "relation": relation,
+                                               "object": object, "tenant_id": tenant_id,
+                                               "expires_at": expires_at})
+
+    def rebac_delete(self, tuple_id: str | None = None, *, subject: Ref | None = None,
+                     relation: str | None = None, object: Ref | None = None,
+                     tenant_id: str | None = None) -> bool:
+        """Delete a tuple by id (or by subject, relation and object)."""
+        return self._call_rpc("rebac_delete", {"tuple_id": tuple_id, "subject": subject,
+                                               "relation": relation, "object": object,
+                                               "tenant_id": tenant_id})
+
+    def rebac_check(self, subject: Ref, permission: str, object: Ref,
+                    tenant_id: str | None = None, at_least: str | None = None) -> bool:
+        """Whether ``subject`` has ``permission`` on ``object``."""
+        return self._call_rpc("rebac_check", {"subject": subject, "permission": permission,
+                                              "object": object, "tenant_id": tenant_id,
+                                              "at_least": at_least})
+
+    def rebac_check_batch(self, checks: list[tuple[Ref, str, Ref]],
+                          tenant_id: str | None = None) -> list[bool]:
+        """:meth:`rebac_check` for each ``(subject, permission, object)``."""
+        return self._call_rpc("rebac_check_batch", {"checks": checks, "tenant_id": tenant_id})
+
+    def rebac_expand(self, permission: str, object: Ref,
+                     tenant_id: str | None = None) -> dict[str, Any]:
+        """The userset tree of ``permission`` on ``object``."""
+        return self._call_rpc("rebac_expand", {"permission": permission, "object": object,
+                                               "tenant_id": tenant_id})
+
+    def rebac_list_tuples(self, subject: Ref | None = None, relation: str | None = None,
+                          object: Ref | None = None, tenant_id: str | None = None,
+                          include_expired: bool = False) -> list[dict[str, Any]]:
+        """Stored tuples matching the filters (dicts with ``tuple_id``, ``object_id``…)."""
+        return self._call_rpc("rebac_list_tuples", {
+            "subject": subject, "relation": relation, "object": object,
+            "tenant_id": tenant_id, "include_expired": include_expired})
+
+    def rebac_list_objects(self, subject: Ref, permission: str, object_type: str,
+                           tenant_id: str | None = None) -> list[str]:
+        """Ids of ``object_type`` objects on which ``subject`` has ``permission``."""
+        return self._call_rpc("rebac_list_objects", {
+            "subject": subject, "permission": permission, "object_type": object_type,
+            "tenant_id": tenant_id})
+
+    def rebac_list_subjects(self, object: Ref, permission: str, subject_type: str = "user",
+                            tenant_id: str | None = None) -> list[list[str]]:
+        """Subjects of ``subject_type`` that have ``permission`` on ``object``."""
+        return self._call_rpc("rebac_list_subjects", {
+            "object": object, "permission": permission, "subject_type": subject_type,
+            "tenant_id": tenant_id})
+
+    def rebac_revision(self, tenant_id: str | None = None) -> str:
+        """Consistency token of a tenant's tuples, for ``rebac_check(at_least=…)``."""
+        return self._call_rpc("rebac_revision", {"tenant_id": tenant_id})
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -44,6 +44,15 @@ _TABLE = [
     RpcMethod("delete", "files.delete"),
     RpcMethod("rename", "files.rename"),
     RpcMethod("copy", "files.copy"),
+    RpcMethod("rebac_create", "rebac.rebac_create"),
+    RpcMethod("rebac_delete", "rebac.rebac_delete"),
+    RpcMethod("rebac_check", "rebac.rebac_check"),
+    RpcMethod("rebac_check_batch", "rebac.rebac_check_batch"),
+    RpcMethod("rebac_expand", "rebac.rebac_expand"),
+    RpcMethod("rebac_list_tuples", "rebac.rebac_list_tuples"),
+    RpcMethod("rebac_list_objects", "rebac.rebac_list_objects"),
+    RpcMethod("rebac_list_subjects", "rebac.rebac_list_subjects"),
+    RpcMethod("rebac_revision", "rebac.rebac_revision"),
 ]
 METHODS = MappingProxyType({m.name: m for m in _TABLE})
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from nexus.service.access import AccessGate, Action
 from nexus.service.files import FileService, ReadStream
 from nexus.service.maintenance import FsckReport, GcReport, Maintenance
+from nexus.service.permissions import CheckCache, PermissionEngine, RevisionTracker
+from nexus.service.rebac import RebacService
 from nexus.settings import Settings
 from nexus.store import Database
 
@@ -18,6 +20,7 @@ __all__ = [
     "GcReport",
     "Maintenance",
     "NexusService",
+    "RebacService",
     "ReadStream",
     "bootstrap",
 ]
@@ -30,6 +33,8 @@ class NexusService:
     settings: Settings
     db: Database
     files: FileService
+    rebac: RebacService
+    permissions: PermissionEngine
     maintenance: Maintenance
 
     def close(self) -> None:
@@ -48,10 +53,14 @@ def bootstrap(settings: Settings) -> NexusService:
         db = Database.for_data_dir(settings.data_dir)
     db.migrate()
     blobs = blob_store_from_url(settings.blob_url or str(settings.data_dir / "blobs"))
-    gate = AccessGate()
+    revisions = RevisionTracker(db)
+    engine = PermissionEngine(db=db, revisions=revisions, cache=CheckCache())
+    gate = AccessGate(engine)
     return NexusService(
         settings=settings,
         db=db,
-        files=FileService(db=db, blobs=blobs, gate=gate),
+        files=FileService(db=db, blobs=blobs, gate=gate, revisions=revisions),
+        rebac=RebacService(db=db, engine=engine, revisions=revisions),
+        permissions=engine,
         maintenance=Maintenance(db=db, blobs=blobs),
     )

@@ -1,9 +1,14 @@
-"""The enforcement point: every file operation asks here, and nowhere else, if it may run.
+"""The enforcement point: every operation asks here, and nowhere else, if it may run.
 
 :class:`AccessGate` answers for a :class:`~nexus.types.Principal`, an action and a
-normalised path. Administrators pass (the audit log records the bypass once it exists).
-Everyone else is confined to their own tenant's tree; the ReBAC engine refines that to
-per-path relations.
+normalised path:
+
+- the system administrator passes (the audit log records each bypass);
+- the system partition (paths outside ``/tenants/<id>``) is for administrators only;
+- everyone else needs the action's relation on the path in the ReBAC model — inherited
+  from any ancestor directory — evaluated by the :class:`PermissionEngine`.
+
+Denials never say whether the path exists, so other tenants' names cannot be probed.
 """
 
 from __future__ import annotations
@@ -11,15 +16,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
+from nexus import paths
 from nexus.errors import NexusPermissionError
-from nexus.paths import is_within, tenant_of, tenant_root
+from nexus.service.permissions import PermissionEngine
 from nexus.types import Principal
 
 __all__ = ["AccessGate", "Action"]
 
 
 class Action(StrEnum):
-    """What an operation needs on a path."""
+    """What an operation needs on a path: the relation name in the model."""
 
     READ = "can_read"
     WRITE = "can_write"
@@ -27,27 +33,39 @@ class Action(StrEnum):
 
 
 class AccessGate:
-    """Decides whether a principal may perform an action on a path."""
+    """Decides whether a principal may perform an action on paths."""
+
+    def __init__(self, engine: PermissionEngine) -> None:
+        self._engine = engine
 
     def allowed(self, principal: Principal, action: Action, path: str) -> bool:
         """True if ``principal`` may ``action`` on ``path``. Fails closed."""
+        return self.allowed_many(principal, action, [path])[0]
+
+    def allowed_many(self, principal: Principal, action: Action,
+                     targets: Sequence[str]) -> list[bool]:
+        """:meth:`allowed` for many paths, evaluated in batches per tenant."""
         if principal.is_admin:
-            return True
-        if principal.tenant_id is None:
-            return False
-        return tenant_of(path) == principal.tenant_id and is_within(
-            path, tenant_root(principal.tenant_id))
+            return [True] * len(targets)
+        answers = [False] * len(targets)
+        by_tenant: dict[str, list[int]] = {}
+        for i, path in enumerate(targets):
+            tenant = paths.tenant_of(path)
+            if tenant is not None:
+                by_tenant.setdefault(tenant, []).append(i)
+        for indexes in by_tenant.values():
+            results = self._engine.check_paths(principal, action.value,
+                                               [targets[i] for i in indexes])
+            for i, ok in zip(indexes, results, strict=True):
+                answers[i] = ok
+        return answers
 
     def require(self, principal: Principal, action: Action, path: str) -> None:
-        """Raise :class:`NexusPermissionError` unless :meth:`allowed`.
-
-        The message never says whether the path exists, so a denial cannot be used to
-        probe another tenant's file names.
-        """
+        """Raise :class:`NexusPermissionError` unless :meth:`allowed`."""
         if not self.allowed(principal, action, path):
             raise NexusPermissionError(f"permission denied: {action.value} on {path}",
                                        path=path, permission=action.value)
 
-    def readable(self, principal: Principal, paths: Sequence[str]) -> list[bool]:
-        """:meth:`allowed` for ``READ`` on many paths at once (one batch per listing page)."""
-        return [self.allowed(principal, Action.READ, p) for p in paths]
+    def readable(self, principal: Principal, targets: Sequence[str]) -> list[bool]:
+        """``can_read`` on each path (one batch per listing page)."""
+        return self.allowed_many(principal, Action.READ, targets)

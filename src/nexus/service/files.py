@@ -31,7 +31,9 @@ from nexus.errors import (
 )
 from nexus.service.access import AccessGate, Action
 from nexus.service.listing import Lister, file_info
+from nexus.service.permissions import RevisionTracker
 from nexus.store import Database, FileRecord, FileRepository, TenantRepository, WriteConflict
+from nexus.store.tuples import TupleRepository
 from nexus.types import FileInfo, Page, Principal
 
 __all__ = ["FileService", "ReadStream"]
@@ -53,10 +55,11 @@ class FileService:
     """mkdir, write, read, append, list, stat, delete, rename, copy — for one deployment."""
 
     def __init__(self, *, db: Database, blobs: BlobStore, gate: AccessGate,
-                 clock: Callable[[], float] = time.time) -> None:
+                 revisions: RevisionTracker, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._blobs = blobs
         self._gate = gate
+        self._revisions = revisions
         self._clock = clock
         self._lister = Lister(gate)
 
@@ -95,7 +98,7 @@ class FileService:
         if path == "/":
             raise InvalidArgumentError("the root directory cannot be removed")
 
-        def run(conn: Connection) -> None:
+        def run(conn: Connection) -> dict[str, int]:
             repo = FileRepository(conn)
             current = self._get(repo, path)
             if current is None:
@@ -106,19 +109,20 @@ class FileService:
                 raise DirectoryNotEmptyError(
                     f"directory not empty: {path} (pass recursive=True to remove it all)",
                     path=path)
+            bumps = {}
             for partition in partitions:
                 if partition != paths.partition_of(path) and partition != paths.SYSTEM_PARTITION:
-                    repo.delete_partition(partition)
-                    TenantRepository(conn).remove(partition)
+                    bumps[partition] = self._drop_tenant(conn, partition)
             tenant = paths.tenant_of(path)
             if tenant is not None and path == paths.tenant_root(tenant):
-                repo.delete_partition(tenant)
-                TenantRepository(conn).remove(tenant)
-                return
+                bumps[tenant] = self._drop_tenant(conn, tenant)
+                return bumps
             repo.delete_subtree(current.tenant_id, path)
             repo.delete(current.tenant_id, path)
+            bumps.update(self._drop_grants(conn, path))
+            return bumps
 
-        self._transaction(run)
+        self._advance(self._transaction(run))
 
     # -- content -----------------------------------------------------------------------
 
@@ -240,15 +244,16 @@ class FileService:
         path = paths.normalize(path)
         self._gate.require(principal, Action.WRITE, path)
 
-        def run(conn: Connection) -> None:
+        def run(conn: Connection) -> dict[str, int]:
             repo = FileRepository(conn)
             current = repo.get(paths.partition_of(path), path, for_update=True)
             if current is None:
                 raise NexusFileNotFoundError(f"no such file: {path}", path=path)
             _require_file(current)
             repo.delete(current.tenant_id, path)
+            return self._drop_grants(conn, path)
 
-        self._transaction(run)
+        self._advance(self._transaction(run))
 
     def rename(self, principal: Principal, src: str, dst: str, *,
                overwrite: bool = False) -> FileInfo:
@@ -264,7 +269,7 @@ class FileService:
             raise InvalidArgumentError(f"cannot move {src} into itself ({dst})")
         src_partition, dst_partition = paths.partition_of(src), paths.partition_of(dst)
 
-        def run(conn: Connection) -> FileInfo:
+        def run(conn: Connection) -> tuple[FileInfo, dict[str, int]]:
             repo = FileRepository(conn)
             source = repo.get(src_partition, src, for_update=True)
             if source is None:
@@ -281,13 +286,16 @@ class FileService:
                 moved = repo.insert_file(dst_partition, dst, _parent(dst), size=blob.size,
                                          digest=blob.digest, now=now)
                 repo.delete(src_partition, src)
-                return file_info(moved)
+                # Grants do not follow a file into another tenant.
+                return file_info(moved), self._drop_grants(conn, src)
             moved = repo.move_row(source, dst_partition, dst, _parent(dst), now)
             if source.is_dir:
                 repo.move_subtree(src_partition, src, dst)
-            return file_info(moved)
+            return file_info(moved), self._move_grants(conn, src, dst)
 
-        return self._transaction(run)
+        info, bumps = self._transaction(run)
+        self._advance(bumps)
+        return info
 
     def copy(self, principal: Principal, src: str, dst: str, *,
              overwrite: bool = False) -> FileInfo:
@@ -335,6 +343,37 @@ class FileService:
                     raise ConflictError(
                         "too many concurrent changes to the same path; retry") from None
         raise AssertionError("unreachable")
+
+    def _drop_grants(self, conn: Connection, path: str) -> dict[str, int]:
+        """Delete tuples on ``path`` and below: no permission outlives its file."""
+        tenant = paths.tenant_of(path)
+        if tenant is None:
+            return {}
+        tuples = TupleRepository(conn)
+        if not tuples.delete_objects_below(tenant, "file", path):
+            return {}
+        return {tenant: tuples.bump_revision(tenant)}
+
+    def _move_grants(self, conn: Connection, src: str, dst: str) -> dict[str, int]:
+        tenant = paths.tenant_of(src)
+        if tenant is None:
+            return {}
+        tuples = TupleRepository(conn)
+        if not tuples.move_objects(tenant, "file", src, dst):
+            return {}
+        return {tenant: tuples.bump_revision(tenant)}
+
+    def _drop_tenant(self, conn: Connection, tenant: str) -> int:
+        """Remove a tenant's files, tuples and registration (``rmdir /tenants/<id>``)."""
+        FileRepository(conn).delete_partition(tenant)
+        TenantRepository(conn).remove(tenant)
+        tuples = TupleRepository(conn)
+        tuples.delete_partition(tenant)
+        return tuples.bump_revision(tenant)
+
+    def _advance(self, bumps: dict[str, int]) -> None:
+        for tenant, revision in bumps.items():
+            self._revisions.advanced(tenant, revision)
 
     def _get(self, repo: FileRepository, path: str) -> FileRecord | None:
         if path == "/":

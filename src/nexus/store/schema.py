@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -18,9 +19,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
-__all__ = ["files", "metadata", "tenants"]
+__all__ = ["api_keys", "authz_models", "authz_revisions", "files", "metadata", "rebac_tuples",
+           "tenants", "users"]
 
 metadata = MetaData()
 
@@ -52,3 +55,72 @@ files = Table(
 )
 Index("ix_files_tenant_parent_path", files.c.tenant_id, files.c.parent, files.c.path)
 Index("ix_files_tenant_digest", files.c.tenant_id, files.c.digest)
+
+#: Relation tuples ``object#relation@subject`` of one tenant's store. ``subject_relation``
+#: is ``""`` when the subject is not a userset (NULL would defeat the unique key).
+rebac_tuples = Table(
+    "rebac_tuples",
+    metadata,
+    Column("tenant_id", String(63), primary_key=True),
+    Column("tuple_id", String(32), primary_key=True),
+    Column("object_type", String(64), nullable=False),
+    Column("object_id", PathText, nullable=False),
+    Column("relation", String(64), nullable=False),
+    Column("subject_type", String(64), nullable=False),
+    Column("subject_id", PathText, nullable=False),
+    Column("subject_relation", String(64), nullable=False, default=""),
+    Column("expires_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255), nullable=True),
+    UniqueConstraint("tenant_id", "object_type", "object_id", "relation", "subject_type",
+                     "subject_id", "subject_relation", name="uq_rebac_tuples_key"),
+)
+Index("ix_rebac_tuples_subject", rebac_tuples.c.tenant_id, rebac_tuples.c.subject_type,
+      rebac_tuples.c.subject_id, rebac_tuples.c.subject_relation, rebac_tuples.c.object_type,
+      rebac_tuples.c.relation)
+
+#: Per-tenant revision of the tuple store: bumped by every tuple write in the same
+#: transaction; consistency tokens and check caches are keyed by it.
+authz_revisions = Table(
+    "authz_revisions",
+    metadata,
+    Column("tenant_id", String(63), primary_key=True),
+    Column("revision", BigInteger, nullable=False),
+)
+
+#: Per-tenant authorization models (OpenFGA DSL); the newest row is in force.
+authz_models = Table(
+    "authz_models",
+    metadata,
+    Column("tenant_id", String(63), primary_key=True),
+    Column("model_id", String(32), primary_key=True),
+    Column("dsl", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+#: Users exist per tenant: ``alice`` of acme and ``alice`` of beta are two users.
+users = Table(
+    "users",
+    metadata,
+    Column("tenant_id", String(63), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+#: API keys. Only an HMAC of the secret is stored; ``key_id`` is the visible prefix.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("tenant_id", String(63), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("subject_type", String(64), nullable=False),
+    Column("is_admin", Boolean, nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+)
+Index("ix_api_keys_tenant_user", api_keys.c.tenant_id, api_keys.c.user_id)

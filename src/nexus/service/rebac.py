@@ -1,0 +1,333 @@
+"""The ReBAC API: create, delete, check, expand and list relation tuples.
+
+Who may do what with tuples (where the product we replace leaked):
+
+- a tuple belongs to the tenant that owns its object (for files, the tenant of the path);
+  ``tenant_id`` in a call is checked against that, never trusted;
+- only the system administrator, or a principal holding ``owner`` on the object, may
+  create or delete a tuple on it;
+- a tenant's principal sees and touches only its own tenant's tuples, and never names a
+  subject of another tenant.
+
+Subjects and objects are ``(type, id)`` pairs as in the guide, or ``(type, id, relation)``
+for usersets such as ``("group", "eng", "member")``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from nexus import paths
+from nexus.authz import RelationTuple
+from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
+from nexus.service.permissions import FILE, PermissionEngine, RevisionTracker, SqlTupleReader
+from nexus.store import Database, TenantRepository
+from nexus.store.tuples import StoredTuple, TupleRepository
+from nexus.types import Principal
+
+__all__ = ["RebacService", "Ref", "parse_ref", "parse_subject"]
+
+Ref = tuple[str, str, str | None]
+_ID = re.compile(r"[A-Za-z0-9._@+=:-]{1,255}")
+_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_MEMBERSHIP_TYPES = frozenset({"group", "tenant"})
+
+
+def parse_ref(value: Any, what: str) -> Ref:
+    """``("user", "alice")`` / ``["group", "eng", "member"]`` / ``"user:alice"`` → a ref."""
+    if isinstance(value, str):
+        head, _, relation = value.partition("#")
+        type_, _, id_ = head.partition(":")
+        value = (type_, id_, relation or None)
+    if not isinstance(value, list | tuple) or len(value) not in (2, 3):
+        raise InvalidArgumentError(f"{what} must be a (type, id) pair, got {value!r}")
+    type_, id_ = value[0], value[1]
+    relation = value[2] if len(value) == 3 else None
+    if not isinstance(type_, str) or not _TYPE.fullmatch(type_):
+        raise InvalidArgumentError(f"{what} type {type_!r} is not a valid type name")
+    if not isinstance(id_, str) or not id_:
+        raise InvalidArgumentError(f"{what} id must be a non-empty string")
+    if relation is not None and (not isinstance(relation, str) or not _TYPE.fullmatch(relation)):
+        raise InvalidArgumentError(f"{what} relation {relation!r} is not a valid relation name")
+    if type_ == FILE:
+        id_ = paths.normalize(id_)
+    elif id_ != "*" and not _ID.fullmatch(id_) and "/" not in id_:
+        raise InvalidArgumentError(f"{what} id {id_!r} has characters outside A-Z a-z 0-9 ._@+=:-")
+    return type_, id_, relation
+
+
+def parse_subject(value: Any) -> Ref:
+    """Like :func:`parse_ref`; ``("group", g)`` and ``("tenant", t)`` mean their members."""
+    type_, id_, relation = parse_ref(value, "subject")
+    if relation is None and type_ in _MEMBERSHIP_TYPES and id_ != "*":
+        relation = "member"
+    return type_, id_, relation
+
+
+def _public_id(stored: StoredTuple) -> str:
+    return f"{stored.tenant_id}:{stored.tuple_id}"
+
+
+def _tuple_dict(stored: StoredTuple) -> dict[str, Any]:
+    out = stored.to_dict()
+    out["tuple_id"] = _public_id(stored)
+    return out
+
+
+def _timestamp(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            pass
+    raise InvalidArgumentError("expires_at must be a Unix time or an ISO-8601 string")
+
+
+class RebacService:
+    """Tuple management and permission queries, for principals."""
+
+    def __init__(self, *, db: Database, engine: PermissionEngine, revisions: RevisionTracker,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._engine = engine
+        self._revisions = revisions
+        self._clock = clock
+
+    # -- writes --------------------------------------------------------------------------
+
+    def rebac_create(self, principal: Principal, subject: Any, relation: str, object: Any,
+                     tenant_id: str | None = None, expires_at: Any = None) -> str:
+        """Grant ``relation`` on ``object`` to ``subject``; returns the tuple id.
+
+        Creating a tuple that exists refreshes its expiry and returns its id.
+        """
+        obj = parse_ref(object, "object")
+        subj = parse_subject(subject)
+        tenant = self._object_tenant(principal, obj, tenant_id)
+        self._require_owner(principal, tenant, obj)
+        self._check_subject(principal, tenant, subj)
+        expiry = _timestamp(expires_at)
+        now = self._clock()
+        if expiry is not None and expiry <= now:
+            raise InvalidArgumentError("expires_at is in the past")
+        candidate = RelationTuple(obj[0], obj[1], relation, subj[0], subj[1], subj[2], expiry)
+        self._engine.model_for(tenant).validate_tuple(obj[0], relation, subj[0], subj[1], subj[2])
+        with self._db.write() as conn:
+            TenantRepository(conn).register(tenant, now)
+            repo = TupleRepository(conn)
+            stored = repo.write(tenant, candidate, now=now, created_by=principal.user_id)
+            revision = repo.bump_revision(tenant)
+        self._revisions.advanced(tenant, revision)
+        return _public_id(stored)
+
+    def rebac_delete(self, principal: Principal, tuple_id: str | None = None, *,
+                     subject: Any = None, relation: str | None = None, object: Any = None,
+                     tenant_id: str | None = None) -> bool:
+        """Delete a tuple by id, or by subject + relation + object; True if one existed."""
+        if tuple_id is not None:
+            tenant, _, raw_id = str(tuple_id).partition(":")
+            paths.validate_tenant_id(tenant)
+            if principal.is_admin is False and principal.tenant_id != tenant:
+                raise NexusPermissionError("permission denied: tuple of another tenant")
+            with self._db.read() as conn:
+                stored = TupleRepository(conn).get(tenant, raw_id)
+            if stored is None:
+                return False
+            obj: Ref = (stored.object_type, stored.object_id, None)
+        else:
+            if subject is None or relation is None or object is None:
+                raise InvalidArgumentError("pass tuple_id, or subject, relation and object")
+            obj = parse_ref(object, "object")
+            subj = parse_subject(subject)
+            tenant = self._object_tenant(principal, obj, tenant_id)
+            with self._db.read() as conn:
+                stored = TupleRepository(conn).find(tenant, RelationTuple(
+                    obj[0], obj[1], relation, subj[0], subj[1], subj[2]))
+            if stored is None:
+                return False
+        self._require_owner(principal, tenant, obj)
+        with self._db.write() as conn:
+            repo = TupleRepository(conn)
+            deleted = repo.delete(tenant, stored.tuple_id)
+            revision = repo.bump_revision(tenant)
+        self._revisions.advanced(tenant, revision)
+        return deleted
+
+    def rebac_revision(self, principal: Principal, tenant_id: str | None = None) -> str:
+        """The consistency token of a tenant's tuples (pass it as ``at_least``)."""
+        tenant = self._caller_tenant(principal, tenant_id)
+        return f"{tenant}@{self._revisions.current(tenant, at_least=0)}"
+
+    # -- queries -------------------------------------------------------------------------
+
+    def rebac_check(self, principal: Principal, subject: Any, permission: str, object: Any,
+                    tenant_id: str | None = None, at_least: str | None = None) -> bool:
+        """Whether ``subject`` has ``permission`` on ``object`` (in the object's tenant)."""
+        return self.rebac_check_batch(principal, [(subject, permission, object)],
+                                      tenant_id=tenant_id, at_least=at_least)[0]
+
+    def rebac_check_batch(self, principal: Principal, checks: Sequence[Any],
+                          tenant_id: str | None = None, at_least: str | None = None) -> list[bool]:
+        """:meth:`rebac_check` for each ``(subject, permission, object)``, in order."""
+        if not isinstance(checks, list | tuple):
+            raise InvalidArgumentError("checks must be a list of (subject, permission, object)")
+        results = []
+        for item in checks:
+            if not isinstance(item, list | tuple) or len(item) != 3:
+                raise InvalidArgumentError("each check is (subject, permission, object)")
+            subj, permission, obj = parse_subject(item[0]), item[1], parse_ref(item[2],
+                                                                                      "object")
+            tenant = self._object_tenant(principal, obj, tenant_id)
+            self._wait_for(tenant, at_least)
+            with self._db.read() as conn:
+                checker = self._checker(conn, tenant, subj)
+                results.append(checker.check(obj[0], obj[1], permission, *subj))
+        return results
+
+    def rebac_expand(self, principal: Principal, permission: str, object: Any,
+                     tenant_id: str | None = None) -> dict[str, Any]:
+        """The userset tree of ``permission`` on ``object`` (one level per node)."""
+        obj = parse_ref(object, "object")
+        tenant = self._object_tenant(principal, obj, tenant_id)
+        with self._db.read() as conn:
+            return self._checker(conn, tenant, None).expand(obj[0], obj[1], permission)
+
+    def rebac_list_objects(self, principal: Principal, subject: Any, permission: str,
+                           object_type: str, tenant_id: str | None = None) -> list[str]:
+        """Ids of the objects of ``object_type`` on which ``subject`` has ``permission``."""
+        subj = parse_subject(subject)
+        tenant = self._caller_tenant(principal, tenant_id)
+        with self._db.read() as conn:
+            checker = self._checker(conn, tenant, subj)
+            found = checker.list_objects(f"{subj[0]}:{subj[1]}" + (f"#{subj[2]}" if subj[2]
+                                                                    else ""),
+                                         permission, object_type)
+        if object_type == FILE:
+            found = [oid for oid in found if paths.tenant_of(oid) == tenant]
+        return found
+
+    def rebac_list_subjects(self, principal: Principal, object: Any, permission: str,
+                            subject_type: str = "user",
+                            tenant_id: str | None = None) -> list[list[str]]:
+        """``[type, id]`` (or ``[type, id, relation]``) of subjects with ``permission``."""
+        obj = parse_ref(object, "object")
+        tenant = self._object_tenant(principal, obj, tenant_id)
+        with self._db.read() as conn:
+            subjects = self._checker(conn, tenant, None).list_subjects(
+                obj[0], obj[1], permission, subject_type)
+        return [[s.type, s.id] + ([s.relation] if s.relation else []) for s in subjects]
+
+    def rebac_list_tuples(self, principal: Principal, subject: Any = None,
+                          relation: str | None = None, object: Any = None,
+                          tenant_id: str | None = None,
+                          include_expired: bool = False) -> list[dict[str, Any]]:
+        """Stored tuples matching the filters. A tenant principal sees only its tenant's;
+        the system administrator sees every tenant's unless ``tenant_id`` narrows it."""
+        subj = parse_subject(subject) if subject is not None else None
+        obj = parse_ref(object, "object") if object is not None else None
+        if obj is not None:
+            tenants = [self._object_tenant(principal, obj, tenant_id)]
+        elif tenant_id is not None or not principal.is_admin:
+            tenants = [self._caller_tenant(principal, tenant_id)]
+        else:
+            tenants = self._all_tenants()
+        now = self._clock()
+        out: list[dict[str, Any]] = []
+        with self._db.read() as conn:
+            repo = TupleRepository(conn)
+            for tenant in tenants:
+                after = None
+                while batch := repo.list(tenant, subject=subj[:2] if subj else None,
+                                         relation=relation, obj=obj[:2] if obj else None,
+                                         include_expired=include_expired, now=now, after=after):
+                    out.extend(_tuple_dict(t) for t in batch)
+                    after = batch[-1].tuple_id
+        return out
+
+    # -- rules ---------------------------------------------------------------------------
+
+    def _object_tenant(self, principal: Principal, obj: Ref, tenant_id: str | None) -> str:
+        """The tenant owning ``obj``; a ``tenant_id`` that disagrees is refused."""
+        if obj[0] == FILE:
+            tenant = paths.tenant_of(obj[1])
+            if tenant is None:
+                raise InvalidArgumentError(
+                    f"{obj[1]} is outside /tenants/<id>: permissions apply to tenant paths")
+            if tenant_id is not None and tenant_id != tenant:
+                if not principal.is_admin:
+                    raise NexusPermissionError(f"permission denied: {obj[1]} is not in "
+                                               f"tenant {tenant_id}")
+                raise InvalidArgumentError(f"{obj[1]} belongs to tenant {tenant!r}, "
+                                           f"not {tenant_id!r}")
+        else:
+            tenant = self._caller_tenant(principal, tenant_id)
+        if not principal.is_admin and principal.tenant_id != tenant:
+            raise NexusPermissionError(f"permission denied: {obj[0]}:{obj[1]} belongs to "
+                                       "another tenant")
+        return tenant
+
+    def _caller_tenant(self, principal: Principal, tenant_id: str | None) -> str:
+        if principal.is_admin:
+            if tenant_id is None:
+                raise InvalidArgumentError("tenant_id is required for this call")
+            return paths.validate_tenant_id(tenant_id)
+        if tenant_id is not None and tenant_id != principal.tenant_id:
+            raise NexusPermissionError(f"permission denied: not a member of tenant {tenant_id}")
+        if principal.tenant_id is None:
+            raise NexusPermissionError("permission denied: the key belongs to no tenant")
+        return principal.tenant_id
+
+    def _require_owner(self, principal: Principal, tenant: str, obj: Ref) -> None:
+        if principal.is_admin:
+            return
+        target = obj[1] if obj[0] == FILE else paths.tenant_root(tenant)
+        if not self._engine.check_paths(principal, "owner", [target])[0]:
+            raise NexusPermissionError(
+                f"permission denied: only an owner of {obj[0]}:{obj[1]} may change its "
+                "permissions", path=target, permission="owner")
+
+    def _check_subject(self, principal: Principal, tenant: str, subj: Ref) -> None:
+        foreign = ("/" in subj[1]) or (subj[0] == "tenant" and subj[1] != tenant)
+        if foreign and not principal.is_admin:
+            raise NexusPermissionError(
+                "permission denied: only the system administrator may grant to another "
+                "tenant's users")
+        if subj[0] == "tenant":
+            paths.validate_tenant_id(subj[1])
+
+    def _wait_for(self, tenant: str, at_least: str | None) -> None:
+        if at_least is None:
+            return
+        token_tenant, _, revision = str(at_least).partition("@")
+        if token_tenant != tenant or not revision.isdigit():
+            raise InvalidArgumentError(f"at_least {at_least!r} is not a token of {tenant}")
+        if self._revisions.current(tenant, at_least=int(revision)) < int(revision):
+            raise NexusFileNotFoundError(f"revision {revision} of {tenant} is unknown")
+
+    def _checker(self, conn: Any, tenant: str, subject: Ref | None) -> Any:
+        sql = SqlTupleReader(TupleRepository(conn), tenant, self._clock())
+        local_user = None
+        if subject is not None and subject[0] == "user" and "/" not in subject[1] \
+                and subject[1] != "*" and subject[2] is None:
+            local_user = Principal(user_id=subject[1], tenant_id=tenant)
+        return self._engine.checker(conn, tenant, sql, local_user)
+
+    def _all_tenants(self) -> list[str]:
+        with self._db.read() as conn:
+            repo = TenantRepository(conn)
+            out: list[str] = []
+            after = None
+            while batch := repo.ids(after=after, limit=1000):
+                out.extend(batch)
+                after = batch[-1]
+        return out
