@@ -15,7 +15,7 @@ from typing import Any
 __all__ = ["Settings"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Where a deployment keeps its data."""
 
@@ -24,6 +24,8 @@ class Settings:
     database_url: str | None = None
     #: ``None``: blobs in ``<data_dir>/blobs``.
     blob_url: str | None = None
+    #: Deployment secret API keys are hashed under; ``None``: ``<data_dir>/deployment.secret``.
+    secret: str | None = None
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,
@@ -36,4 +38,18 @@ class Settings:
             data_dir=Path(data_dir).expanduser(),
             database_url=given.get("database_url") or env.get("NEXUS_DATABASE_URL") or None,
             blob_url=given.get("blob_url") or env.get("NEXUS_BLOB_URL") or None,
+            secret=given.get("secret") or env.get("NEXUS_SECRET") or None,
         )
+
+    def __repr__(self) -> str:  # never print the secret
+        return (f"Settings(data_dir={str(self.data_dir)!r}, database_url="
+                f"{_redact(self.database_url)!r}, blob_url={self.blob_url!r})")
+
+
+def _redact(url: str | None) -> str | None:
+    if url is None or "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url

@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["FileInfo", "Page", "Principal"]
+from nexus.errors import InvalidArgumentError
+
+__all__ = ["FileInfo", "Page", "Principal", "iso_time", "parse_timestamp"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +61,19 @@ class Page:
 def iso_time(timestamp: float) -> str:
     """UTC ISO-8601 with microseconds, the format of every time the API returns."""
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """A time given as Unix seconds, ``datetime`` or ISO-8601 text, as Unix seconds."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            pass
+    raise InvalidArgumentError(f"not a time: {value!r} (use Unix seconds or ISO-8601)")

@@ -7,6 +7,7 @@ from typing import Any
 
 from nexus.client._client import NexusClient
 from nexus.client._transports.base import BaseTransport
+from nexus.client._transports.http import HTTPTransport
 from nexus.client._transports.local import LocalTransport
 from nexus.errors import InvalidArgumentError
 from nexus.settings import Settings
@@ -14,16 +15,19 @@ from nexus.types import Principal
 
 __all__ = ["connect"]
 
+_REMOTE_KEYS = {"url", "api_key", "timeout"}
+_LOCAL_KEYS = {"data_dir", "database_url", "blob_url", "api_key", "secret"}
+
 
 def connect(config: Mapping[str, Any] | None = None, *,
             transport: BaseTransport | None = None) -> NexusClient:
     """Open a client.
 
-    - ``config={"url": "http://…", "api_key": …}``: a remote server.
+    - ``config={"url": "http://host:8080", "api_key": …, "timeout": 30}``: a server.
     - otherwise the embedded engine in ``config["data_dir"]`` (or ``$NEXUS_DATA_DIR``, or
-      ``./nexus-data``), with metadata in ``config["database_url"]`` (or
-      ``$NEXUS_DATABASE_URL``, or SQLite in the data directory). Without an API key the
-      embedded client acts as the local administrator.
+      ``./nexus-data``), metadata in ``config["database_url"]`` (or
+      ``$NEXUS_DATABASE_URL``, or SQLite in the data directory). With ``api_key`` it acts
+      as that key's principal with full enforcement; without, as the local administrator.
     - ``transport=`` overrides the choice.
     """
     config = dict(config or {})
@@ -31,13 +35,22 @@ def connect(config: Mapping[str, Any] | None = None, *,
         return NexusClient(transport)
     url = config.get("url")
     if url:
+        unknown = set(config) - _REMOTE_KEYS
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown config keys for a remote client: {sorted(unknown)}")
+        if not str(url).startswith(("http://", "https://")):
+            raise InvalidArgumentError(f"url must start with http:// or https://, not {url!r}")
+        timeout = config.get("timeout", 30.0)
+        return NexusClient(HTTPTransport(str(url), config.get("api_key"), timeout=timeout))
+    unknown = set(config) - _LOCAL_KEYS
+    if unknown:
         raise InvalidArgumentError(
-            "remote servers are not supported by this build yet; omit 'url' to use the "
-            "embedded engine")
-    if config.get("api_key"):
-        raise InvalidArgumentError(
-            "API keys are not supported by the embedded engine of this build yet")
+            f"unknown config keys for an embedded client: {sorted(unknown)}")
     from nexus.service import bootstrap
 
-    settings = Settings.load(config)
-    return NexusClient(LocalTransport(bootstrap(settings), Principal.local_admin()))
+    service = bootstrap(Settings.load(config))
+    api_key = config.get("api_key")
+    if api_key:
+        return NexusClient(LocalTransport(service, api_key=str(api_key)))
+    return NexusClient(LocalTransport(service, Principal.local_admin()))

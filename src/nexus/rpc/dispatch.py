@@ -53,6 +53,11 @@ _TABLE = [
     RpcMethod("rebac_list_objects", "rebac.rebac_list_objects"),
     RpcMethod("rebac_list_subjects", "rebac.rebac_list_subjects"),
     RpcMethod("rebac_revision", "rebac.rebac_revision"),
+    RpcMethod("admin_create_key", "keys.admin_create_key"),
+    RpcMethod("admin_list_keys", "keys.admin_list_keys"),
+    RpcMethod("admin_get_key", "keys.admin_get_key"),
+    RpcMethod("admin_update_key", "keys.admin_update_key"),
+    RpcMethod("admin_revoke_key", "keys.admin_revoke_key"),
 ]
 METHODS = MappingProxyType({m.name: m for m in _TABLE})
 

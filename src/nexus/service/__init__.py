@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from nexus.service.access import AccessGate, Action
 from nexus.service.files import FileService, ReadStream
+from nexus.service.keys import KeyService
 from nexus.service.maintenance import FsckReport, GcReport, Maintenance
 from nexus.service.permissions import CheckCache, PermissionEngine, RevisionTracker
 from nexus.service.rebac import RebacService
@@ -18,6 +19,7 @@ __all__ = [
     "FileService",
     "FsckReport",
     "GcReport",
+    "KeyService",
     "Maintenance",
     "NexusService",
     "RebacService",
@@ -33,6 +35,7 @@ class NexusService:
     settings: Settings
     db: Database
     files: FileService
+    keys: KeyService
     rebac: RebacService
     permissions: PermissionEngine
     maintenance: Maintenance
@@ -44,6 +47,7 @@ class NexusService:
 
 def bootstrap(settings: Settings) -> NexusService:
     """Build every dependency from ``settings`` (and migrate the schema) — nothing else does."""
+    from nexus.auth import load_or_create_secret
     from nexus.blobs import blob_store_from_url
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,6 +64,8 @@ def bootstrap(settings: Settings) -> NexusService:
         settings=settings,
         db=db,
         files=FileService(db=db, blobs=blobs, gate=gate, revisions=revisions),
+        keys=KeyService(db=db, deployment_secret=load_or_create_secret(settings.data_dir,
+                                                                       settings.secret)),
         rebac=RebacService(db=db, engine=engine, revisions=revisions),
         permissions=engine,
         maintenance=Maintenance(db=db, blobs=blobs),

@@ -33,6 +33,7 @@ from nexus.service.access import AccessGate, Action
 from nexus.service.listing import Lister, file_info
 from nexus.service.permissions import RevisionTracker
 from nexus.store import Database, FileRecord, FileRepository, TenantRepository, WriteConflict
+from nexus.store.keys import KeyRepository
 from nexus.store.tuples import TupleRepository
 from nexus.types import FileInfo, Page, Principal
 
@@ -367,6 +368,7 @@ class FileService:
         """Remove a tenant's files, tuples and registration (``rmdir /tenants/<id>``)."""
         FileRepository(conn).delete_partition(tenant)
         TenantRepository(conn).remove(tenant)
+        KeyRepository(conn).delete_tenant(tenant)
         tuples = TupleRepository(conn)
         tuples.delete_partition(tenant)
         return tuples.bump_revision(tenant)

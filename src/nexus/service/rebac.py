@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from nexus import paths
@@ -27,7 +26,7 @@ from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPerm
 from nexus.service.permissions import FILE, PermissionEngine, RevisionTracker, SqlTupleReader
 from nexus.store import Database, TenantRepository
 from nexus.store.tuples import StoredTuple, TupleRepository
-from nexus.types import Principal
+from nexus.types import Principal, parse_timestamp
 
 __all__ = ["RebacService", "Ref", "parse_ref", "parse_subject"]
 
@@ -78,21 +77,6 @@ def _tuple_dict(stored: StoredTuple) -> dict[str, Any]:
     return out
 
 
-def _timestamp(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            pass
-    raise InvalidArgumentError("expires_at must be a Unix time or an ISO-8601 string")
-
-
 class RebacService:
     """Tuple management and permission queries, for principals."""
 
@@ -116,7 +100,7 @@ class RebacService:
         tenant = self._object_tenant(principal, obj, tenant_id)
         self._require_owner(principal, tenant, obj)
         self._check_subject(principal, tenant, subj)
-        expiry = _timestamp(expires_at)
+        expiry = parse_timestamp(expires_at)
         now = self._clock()
         if expiry is not None and expiry <= now:
             raise InvalidArgumentError("expires_at is in the past")

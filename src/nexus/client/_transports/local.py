@@ -16,17 +16,26 @@ __all__ = ["LocalTransport"]
 
 
 class LocalTransport(BaseTransport):
-    """Calls a :class:`~nexus.service.NexusService` in this process as ``principal``."""
+    """Calls a :class:`~nexus.service.NexusService` in this process.
 
-    def __init__(self, service: NexusService, principal: Principal, *,
-                 owns_service: bool = True) -> None:
+    With ``api_key`` every request is authenticated exactly as the server does it (a
+    revoked key stops working at once); with ``principal`` — the local administrator
+    for an embedded client opened without a key — that principal is used as given.
+    """
+
+    def __init__(self, service: NexusService, principal: Principal | None = None, *,
+                 api_key: str | None = None, owns_service: bool = True) -> None:
+        if (principal is None) == (api_key is None):
+            raise ValueError("pass exactly one of principal and api_key")
         self.service = service
         self.principal = principal
+        self._api_key = api_key
         self._owns_service = owns_service
 
     def handle(self, request: RpcRequest) -> RpcResponse:
         try:
-            result = dispatch(self.service, self.principal, request.method, request.params)
+            principal = self.principal or self.service.keys.authenticate(self._api_key)
+            result = dispatch(self.service, principal, request.method, request.params)
         except NexusError as exc:
             return RpcResponse(error=exc)
         return RpcResponse(result=to_plain(result))

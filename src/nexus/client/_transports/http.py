@@ -1,0 +1,162 @@
+"""A Nexus server over HTTP: JSON-RPC for calls, raw streams for file content.
+
+One ``httpx.Client`` (one keep-alive connection pool) per transport. Connection
+failures are retried by httpx's transport only while no request reached the server,
+so a write is never sent twice. File reads always use the streaming download endpoint;
+writes use it above :data:`STREAM_THRESHOLD` bytes or whenever ``data`` is a stream.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from nexus.blobs.base import iter_chunks
+from nexus.client._transports.base import BaseTransport, RpcRequest, RpcResponse
+from nexus.errors import (
+    InternalError,
+    NexusError,
+    UnavailableError,
+    error_from_payload,
+)
+from nexus.rpc import decode_value, encode_value
+
+__all__ = ["STREAM_THRESHOLD", "HTTPTransport", "RemoteReadStream"]
+
+STREAM_THRESHOLD = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteReadStream:
+    """What ``open_read`` returns over HTTP: the file's headers and its byte chunks."""
+
+    info: dict[str, Any]
+    chunks: Iterator[bytes]
+
+
+class HTTPTransport(BaseTransport):
+    """Talks to ``url`` with ``api_key``; ``timeout`` in seconds (``None``: no timeout)."""
+
+    def __init__(self, url: str, api_key: str | None, *, timeout: float | None = 30.0,
+                 retries: int = 2) -> None:
+        headers = {"User-Agent": "nexus-python"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._client = httpx.Client(base_url=url.rstrip("/"), headers=headers,
+                                    timeout=timeout,
+                                    transport=httpx.HTTPTransport(retries=retries))
+        self._ids = itertools.count(1)
+
+    def handle(self, request: RpcRequest) -> RpcResponse:
+        try:
+            if request.method == "read":
+                return RpcResponse(result=self._read(**request.params))
+            if request.method == "open_read":
+                return RpcResponse(result=self._open_read(**request.params))
+            if request.method == "write" and _should_stream(request.params.get("data")):
+                return self._upload(**request.params)
+            return self._rpc(request)
+        except NexusError as exc:
+            return RpcResponse(error=exc)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- the two wire forms ------------------------------------------------------------
+
+    def _rpc(self, request: RpcRequest) -> RpcResponse:
+        body = {"jsonrpc": "2.0", "method": request.method, "id": next(self._ids),
+                "params": encode_value(request.params)}
+        response = self._send("POST", f"/api/nfs/{request.method}", json=body)
+        payload = _json(response)
+        if "error" in payload:
+            return RpcResponse(error=_decode_error(payload["error"]))
+        return RpcResponse(result=decode_value(payload.get("result")))
+
+    def _upload(self, path: str, data: Any, if_match: str | None = None,
+                if_none_match: bool = False) -> RpcResponse:
+        headers = {"Content-Type": "application/octet-stream"}
+        if if_match is not None:
+            headers["If-Match"] = f'"{if_match}"'
+        if if_none_match:
+            headers["If-None-Match"] = "*"
+        response = self._send("PUT", f"/api/fs/content?path={quote(path, safe='')}",
+                              content=iter_chunks(data), headers=headers)
+        payload = _json(response)
+        if "error" in payload:
+            return RpcResponse(error=_decode_error(payload["error"]))
+        return RpcResponse(result=payload.get("result"))
+
+    def _read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        stream = self._open_read(path, offset, length)
+        return b"".join(stream.chunks)
+
+    def _open_read(self, path: str, offset: int = 0,
+                   length: int | None = None) -> RemoteReadStream:
+        headers = {}
+        if offset or length is not None:
+            if length == 0:
+                return RemoteReadStream({"path": path}, iter(()))
+            last = "" if length is None else str(offset + length - 1)
+            headers["Range"] = f"bytes={offset}-{last}"
+        request = self._client.build_request(
+            "GET", f"/api/fs/content?path={quote(path, safe='')}", headers=headers)
+        response = self._send_request(request, stream=True)
+        if response.status_code >= 400:
+            response.read()
+            response.close()
+            raise _decode_error(_json(response).get("error", {}))
+        info = {"path": path, "etag": response.headers.get("etag", "").strip('"'),
+                "size": int(response.headers.get("content-length", 0))}
+        return RemoteReadStream(info, _iterate(response))
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return self._send_request(self._client.build_request(method, url, **kwargs))
+
+    def _send_request(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        try:
+            return self._client.send(request, stream=stream)
+        except httpx.TimeoutException as exc:
+            raise UnavailableError(f"request to {request.url.host} timed out") from exc
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"cannot reach the Nexus server at "
+                                   f"{self._client.base_url}: {exc}") from exc
+
+
+def _should_stream(data: Any) -> bool:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return len(data) > STREAM_THRESHOLD
+    return data is not None
+
+
+def _iterate(response: httpx.Response) -> Iterator[bytes]:
+    try:
+        yield from response.iter_bytes(1024 * 1024)
+    finally:
+        response.close()
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError:
+        raise InternalError(f"the server answered HTTP {response.status_code} without a "
+                            "JSON body") from None
+    if not isinstance(payload, dict):
+        raise InternalError("the server answered with an unexpected JSON shape")
+    return payload
+
+
+def _decode_error(error: Any) -> NexusError:
+    data = error.get("data") if isinstance(error, dict) else None
+    if isinstance(data, dict) and "code" in data:
+        return error_from_payload(data)
+    message = error.get("message", "error") if isinstance(error, dict) else str(error)
+    return InternalError(str(message))

@@ -1,0 +1,62 @@
+"""``create_app``: the ASGI application. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+import nexus
+from nexus.errors import NexusError
+from nexus.server.content import download, upload
+from nexus.server.middleware import RequestIdMiddleware
+from nexus.server.rpc_endpoint import rpc_endpoint
+from nexus.service import NexusService, bootstrap
+from nexus.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *,
+               service: NexusService | None = None) -> FastAPI:
+    """The Nexus HTTP API over ``service`` (or one bootstrapped from ``settings``).
+
+    Middleware, outermost first: request id and access log, then the router. The
+    endpoints authenticate and dispatch through the service layer; they decide nothing.
+    """
+    owned = service is None
+    svc = service if service is not None else bootstrap(settings or Settings.load())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            svc.close()
+
+    app = FastAPI(title="Nexus", version=nexus.__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.service = svc
+    app.add_api_route("/health", health, methods=["GET"], summary="Liveness and version")
+    app.add_api_route("/api/nfs/{method}", rpc_endpoint, methods=["POST"],
+                      summary="Call an RPC method (JSON-RPC 2.0 envelope)")
+    app.add_api_route("/api/fs/content", download, methods=["GET"],
+                      summary="Download a file (supports Range)")
+    app.add_api_route("/api/fs/content", upload, methods=["PUT"],
+                      summary="Upload a file from the raw request body")
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+async def health(request: Request) -> JSONResponse:
+    """``{"status": "ok", "version": …, "mode": "multi-tenant"}``; 503 if the database is down."""
+    service: NexusService = request.app.state.service
+    try:
+        await run_in_threadpool(service.db.ping)
+    except NexusError as exc:
+        return JSONResponse({"status": "unavailable", "version": nexus.__version__,
+                             "mode": "multi-tenant", "reason": exc.message}, status_code=503)
+    return JSONResponse({"status": "ok", "version": nexus.__version__, "mode": "multi-tenant"})

@@ -1,0 +1,116 @@
+"""``GET``/``PUT /api/fs/content?path=…``: file content as raw, streamed bytes.
+
+Downloads honour ``Range`` (one range) and return the etag; uploads stream the request
+body straight into the blob store and honour ``If-Match`` / ``If-None-Match: *``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio.from_thread
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from nexus.errors import InvalidArgumentError
+from nexus.rpc import to_plain
+from nexus.server.responses import error_response, result_response
+from nexus.server.rpc_endpoint import _bearer
+
+if TYPE_CHECKING:
+    from nexus.service import NexusService
+
+__all__ = ["download", "upload"]
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _path(request: Request) -> str:
+    path = request.query_params.get("path")
+    if not path:
+        raise InvalidArgumentError("query parameter 'path' is required")
+    return path
+
+
+def _open(service: NexusService, api_key: str | None, path: str,
+          range_header: str | None) -> tuple[dict[str, Any], Iterator[bytes], tuple | None]:
+    principal = service.keys.authenticate(api_key)
+    if range_header is None:
+        stream = service.files.open_read(principal, path)
+        return to_plain(stream.info), stream.chunks, None
+    size = service.files.stat(principal, path).size
+    start, end = _parse_range(range_header, size)
+    stream = service.files.open_read(principal, path, offset=start, length=end - start)
+    return to_plain(stream.info), stream.chunks, (start, end, size)
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int]:
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or match.groups() == ("", ""):
+        raise InvalidArgumentError(f"unsupported Range header {header!r}: use bytes=a-b")
+    first, last = match.groups()
+    if first == "":
+        start, end = max(0, size - int(last)), size
+    else:
+        start = int(first)
+        end = size if last == "" else min(size, int(last) + 1)
+    if start >= size and size > 0 or start > end:
+        raise InvalidArgumentError(f"range {header!r} is outside the file ({size} bytes)")
+    return start, end
+
+
+async def download(request: Request) -> Response:
+    """Stream a file (or one byte range of it)."""
+    service: NexusService = request.app.state.service
+    try:
+        info, chunks, ranged = await run_in_threadpool(
+            _open, service, _bearer(request), _path(request), request.headers.get("range"))
+    except Exception as exc:  # noqa: BLE001 - every error becomes a response
+        return error_response(exc)
+    headers = {"ETag": f'"{info["etag"]}"', "Accept-Ranges": "bytes",
+               "X-Nexus-Version": str(info["version"])}
+    if ranged is None:
+        headers["Content-Length"] = str(info["size"])
+        return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+    start, end, size = ranged
+    headers["Content-Length"] = str(end - start)
+    headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{size}"
+    return StreamingResponse(chunks, status_code=206, media_type="application/octet-stream",
+                             headers=headers)
+
+
+def _write(service: NexusService, api_key: str | None, path: str, chunks: Iterator[bytes],
+           if_match: str | None, if_none_match: bool) -> Any:
+    principal = service.keys.authenticate(api_key)  # before a single byte is stored
+    return to_plain(service.files.write(principal, path, chunks, if_match=if_match,
+                                        if_none_match=if_none_match))
+
+
+def _pull(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
+    # Runs in the worker thread: fetch each body chunk from the event loop on demand, so
+    # the upload flows into the blob store without being buffered.
+    while True:
+        try:
+            chunk = anyio.from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
+        if chunk:
+            yield chunk
+
+
+async def upload(request: Request) -> JSONResponse:
+    """Create or replace a file from the raw request body."""
+    service: NexusService = request.app.state.service
+    if_match = request.headers.get("if-match")
+    if_match = if_match.strip().strip('"') if if_match else None
+    if_none_match = request.headers.get("if-none-match", "").strip() == "*"
+    try:
+        result = await run_in_threadpool(_write, service, _bearer(request), _path(request),
+                                         _pull(request.stream().__aiter__()), if_match,
+                                         if_none_match)
+    except Exception as exc:  # noqa: BLE001 - every error becomes a response
+        return error_response(exc)
+    return result_response(result, None)

@@ -1,0 +1,55 @@
+"""Pure ASGI middleware: request ids and one log line per request."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["RequestIdMiddleware", "current_request_id"]
+
+#: The one context-local we allow: the request id, for log lines and error bodies.
+current_request_id: ContextVar[str] = ContextVar("nexus_request_id", default="-")
+logger = logging.getLogger("nexus.access")
+
+
+class RequestIdMiddleware:
+    """Gives each request an id (``X-Request-ID``, echoed back) and logs one line for it.
+
+    The line holds method, path, status, duration and request id — never headers, so
+    never a key.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() \
+            else uuid.uuid4().hex[:16]
+        token = current_request_id.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"],
+                                      (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("%s %s %d %.1fms request_id=%s", scope["method"], scope["path"],
+                            status, (time.perf_counter() - started) * 1000, request_id)
+            current_request_id.reset(token)

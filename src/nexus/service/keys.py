@@ -1,0 +1,194 @@
+"""API keys: creation, listing, revocation — and turning a presented key into a principal.
+
+The credential decides who a request is: :meth:`KeyService.authenticate` is the only way
+a :class:`~nexus.types.Principal` is made from outside the process. A revoked or expired
+key is refused on its very next request (keys are looked up on every request; only the
+``last_used_at`` bookkeeping is throttled).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nexus import paths
+from nexus.auth import generate_key, hash_secret, parse_key
+from nexus.errors import (
+    AuthenticationError,
+    InvalidArgumentError,
+    NexusFileNotFoundError,
+    NexusPermissionError,
+)
+from nexus.store import Database, TenantRepository
+from nexus.store.keys import KeyRecord, KeyRepository
+from nexus.types import Principal, parse_timestamp
+
+__all__ = ["KeyService", "validate_user_id"]
+
+_USER_ID = re.compile(r"[A-Za-z0-9._@+=-]{1,255}")
+_LAST_USED_EVERY = 60.0
+
+
+def validate_user_id(user_id: object) -> str:
+    """A user id: 1–255 of ``A-Z a-z 0-9 . _ @ + = -`` (no ``/``, no ``:``)."""
+    if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
+        raise InvalidArgumentError(
+            f"user_id {user_id!r} must be 1-255 characters of A-Z a-z 0-9 . _ @ + = -")
+    return user_id
+
+
+class KeyService:
+    """Key administration (system administrator) and authentication (everyone)."""
+
+    def __init__(self, *, db: Database, deployment_secret: bytes,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._secret = deployment_secret
+        self._clock = clock
+        self._last_used: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    # -- authentication -----------------------------------------------------------------
+
+    def authenticate(self, api_key: str | None) -> Principal:
+        """The principal of a presented key; :class:`AuthenticationError` otherwise.
+
+        The message is the same for unknown, malformed and wrong keys; revoked and
+        expired keys say so, because their holder can do something about it.
+        """
+        if not api_key:
+            raise AuthenticationError("an API key is required (Authorization: Bearer <key>)")
+        parsed = parse_key(api_key)
+        if parsed is None:
+            raise AuthenticationError("invalid API key")
+        with self._db.read() as conn:
+            record = KeyRepository(conn).get(parsed.key_id)
+        if record is None or not hmac.compare_digest(
+                record.secret_hash, hash_secret(parsed.secret, self._secret)):
+            raise AuthenticationError("invalid API key")
+        now = self._clock()
+        if record.revoked_at is not None:
+            raise AuthenticationError(f"API key {record.key_id} has been revoked")
+        if record.expires_at is not None and record.expires_at <= now:
+            raise AuthenticationError(f"API key {record.key_id} has expired")
+        self._touch(record.key_id, now)
+        tenant = None if record.tenant_id == paths.SYSTEM_PARTITION else record.tenant_id
+        return Principal(user_id=record.user_id, tenant_id=tenant, is_admin=record.is_admin,
+                         key_id=record.key_id)
+
+    def _touch(self, key_id: str, now: float) -> None:
+        # One write per key per minute at most: authentication stays a pure read.
+        with self._lock:
+            if now - self._last_used.get(key_id, 0.0) < _LAST_USED_EVERY:
+                return
+            self._last_used[key_id] = now
+        with self._db.write() as conn:
+            KeyRepository(conn).update(key_id, last_used_at=now)
+
+    # -- administration -----------------------------------------------------------------
+
+    def admin_create_key(self, principal: Principal, user_id: str, name: str,
+                         subject_type: str = "user", tenant_id: str | None = None,
+                         is_admin: bool = False, expires_at: Any = None) -> dict[str, Any]:
+        """Create a key for ``user_id`` of ``tenant_id`` (the user is created on its first
+        key). ``is_admin=True`` makes a system-administrator key, which has no tenant.
+        The returned ``api_key`` is shown only here."""
+        _require_admin(principal)
+        validate_user_id(user_id)
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise InvalidArgumentError("name must be a non-empty string of at most 255 chars")
+        if subject_type != "user":
+            raise InvalidArgumentError(f"subject_type {subject_type!r} is not supported; "
+                                       "use 'user'")
+        if is_admin and tenant_id is not None:
+            raise InvalidArgumentError(
+                "is_admin=True creates a system administrator key, which belongs to no "
+                "tenant; for a tenant administrator grant 'owner' on /tenants/<id> instead")
+        if not is_admin and tenant_id is None:
+            raise InvalidArgumentError("tenant_id is required for a non-admin key")
+        tenant = paths.SYSTEM_PARTITION if is_admin else paths.validate_tenant_id(tenant_id)
+        expiry = parse_timestamp(expires_at)
+        now = self._clock()
+        if expiry is not None and expiry <= now:
+            raise InvalidArgumentError("expires_at is in the past")
+        text, parsed = generate_key()
+        record = KeyRecord(parsed.key_id, tenant, user_id, name, subject_type, bool(is_admin),
+                           hash_secret(parsed.secret, self._secret), now, expiry, None, None)
+        with self._db.write() as conn:
+            if not is_admin and not TenantRepository(conn).exists(tenant):
+                raise NexusFileNotFoundError(f"tenant {tenant!r} does not exist; create "
+                                             f"/tenants/{tenant} first")
+            keys = KeyRepository(conn)
+            keys.add_user(tenant, user_id, now)
+            keys.insert(record)
+        return {"api_key": text, **_public(record)}
+
+    def admin_list_keys(self, principal: Principal, tenant_id: str | None = None,
+                        user_id: str | None = None) -> list[dict[str, Any]]:
+        """Keys (never their secrets or hashes), optionally of one tenant or user."""
+        _require_admin(principal)
+        with self._db.read() as conn:
+            return [_public(r) for r in KeyRepository(conn).list(tenant_id, user_id)]
+
+    def admin_get_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
+        _require_admin(principal)
+        return _public(self._get(key_id))
+
+    def admin_update_key(self, principal: Principal, key_id: str, name: str | None = None,
+                         expires_at: Any = None) -> dict[str, Any]:
+        """Rename a key or change its expiry."""
+        _require_admin(principal)
+        values: dict[str, Any] = {}
+        if name is not None:
+            if not isinstance(name, str) or not name or len(name) > 255:
+                raise InvalidArgumentError("name must be a non-empty string")
+            values["name"] = name
+        if expires_at is not None:
+            values["expires_at"] = parse_timestamp(expires_at)
+        self._get(key_id)
+        if values:
+            with self._db.write() as conn:
+                KeyRepository(conn).update(key_id, **values)
+        return _public(self._get(key_id))
+
+    def admin_revoke_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
+        """Revoke a key; its next request is refused."""
+        _require_admin(principal)
+        record = self._get(key_id)
+        if record.revoked_at is None:
+            with self._db.write() as conn:
+                KeyRepository(conn).update(key_id, revoked_at=self._clock())
+        return _public(self._get(key_id))
+
+    def bootstrap_admin_key(self) -> str | None:
+        """Create the first system-administrator key if none exists; its text, else None."""
+        with self._db.read() as conn:
+            if KeyRepository(conn).has_admin():
+                return None
+        created = self.admin_create_key(Principal.local_admin(), "admin", "bootstrap admin",
+                                        is_admin=True)
+        return str(created["api_key"])
+
+    def _get(self, key_id: str) -> KeyRecord:
+        with self._db.read() as conn:
+            record = KeyRepository(conn).get(str(key_id))
+        if record is None:
+            raise NexusFileNotFoundError(f"no API key {key_id!r}")
+        return record
+
+
+def _require_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise NexusPermissionError("permission denied: only the system administrator "
+                                   "manages API keys")
+
+
+def _public(record: KeyRecord) -> dict[str, Any]:
+    out = record.public()
+    if out["tenant_id"] == paths.SYSTEM_PARTITION:
+        out["tenant_id"] = None
+    return out

@@ -1,0 +1,93 @@
+"""Users and API keys. Users are per tenant; keys are found by their visible id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from nexus.store.schema import api_keys, users
+
+__all__ = ["KeyRecord", "KeyRepository"]
+
+_K = api_keys.c
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """One stored key (the secret itself is never stored)."""
+
+    key_id: str
+    tenant_id: str
+    user_id: str
+    name: str
+    subject_type: str
+    is_admin: bool
+    secret_hash: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    last_used_at: float | None
+
+    def public(self) -> dict[str, Any]:
+        """Everything but the hash."""
+        return {name: getattr(self, name) for name in self.__slots__ if name != "secret_hash"}
+
+
+def _record(row: Any) -> KeyRecord:
+    return KeyRecord(row.key_id, row.tenant_id, row.user_id, row.name, row.subject_type,
+                     bool(row.is_admin), row.secret_hash, row.created_at, row.expires_at,
+                     row.revoked_at, row.last_used_at)
+
+
+class KeyRepository:
+    """SQL access to ``users`` and ``api_keys`` on one connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add_user(self, tenant_id: str, user_id: str, now: float) -> bool:
+        """Create the user unless it exists; True if this call created it."""
+        module = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        stmt = module.insert(users).values(tenant_id=tenant_id, user_id=user_id, created_at=now)
+        return self.conn.execute(stmt.on_conflict_do_nothing()).rowcount == 1
+
+    def user_exists(self, tenant_id: str, user_id: str) -> bool:
+        return self.conn.execute(select(users.c.user_id).where(
+            users.c.tenant_id == tenant_id, users.c.user_id == user_id)).first() is not None
+
+    def count_users(self, tenant_id: str) -> int:
+        return int(self.conn.execute(select(func.count()).select_from(users).where(
+            users.c.tenant_id == tenant_id)).scalar_one())
+
+    def insert(self, record: KeyRecord) -> None:
+        self.conn.execute(api_keys.insert().values(
+            {name: getattr(record, name) for name in record.__slots__}))
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        row = self.conn.execute(select(api_keys).where(_K.key_id == key_id)).first()
+        return _record(row) if row else None
+
+    def list(self, tenant_id: str | None = None, user_id: str | None = None) -> list[KeyRecord]:
+        query = select(api_keys)
+        if tenant_id is not None:
+            query = query.where(_K.tenant_id == tenant_id)
+        if user_id is not None:
+            query = query.where(_K.user_id == user_id)
+        return [_record(r) for r in self.conn.execute(query.order_by(_K.created_at, _K.key_id))]
+
+    def update(self, key_id: str, **values: Any) -> bool:
+        result = self.conn.execute(update(api_keys).where(_K.key_id == key_id).values(**values))
+        return result.rowcount == 1
+
+    def has_admin(self) -> bool:
+        """True if any unrevoked system-administrator key exists."""
+        return self.conn.execute(select(_K.key_id).where(
+            _K.is_admin.is_(True), _K.revoked_at.is_(None)).limit(1)).first() is not None
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        """Every key and user of a tenant (tenant deletion)."""
+        self.conn.execute(delete(api_keys).where(_K.tenant_id == tenant_id))
+        self.conn.execute(delete(users).where(users.c.tenant_id == tenant_id))
