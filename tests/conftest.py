@@ -92,19 +92,73 @@ def service(settings: Settings) -> Iterator[NexusService]:
     svc.close()
 
 
-@pytest.fixture
-def admin(service: NexusService) -> NexusClient:
-    """A client acting as the local administrator (the embedded default)."""
-    return NexusClient(LocalTransport(service, Principal.local_admin(), owns_service=False))
+TRANSPORTS = ["local", "http"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """How clients reach the engine: ``local`` (in-process) or ``http`` (the real ASGI app
+    through Starlette's TestClient, no socket)."""
+    return request.param
 
 
 @pytest.fixture
-def tenant_user(service: NexusService):  # noqa: ANN201 - returns a factory
+def app(service: NexusService):  # noqa: ANN201 - a FastAPI app
+    from nexus.server import create_app
+
+    return create_app(service=service)
+
+
+@pytest.fixture
+def connect_as(service: NexusService, transport: str, request: pytest.FixtureRequest):  # noqa: ANN201
+    """Factory: a client for a principal or an API key over the selected transport."""
+    opened: list[NexusClient] = []
+
+    def make(*, principal: Principal | None = None, api_key: str | None = None) -> NexusClient:
+        if transport == "local":
+            client = NexusClient(LocalTransport(service, principal, api_key=api_key,
+                                                owns_service=False))
+        else:
+            from starlette.testclient import TestClient
+
+            from nexus.client import HTTPTransport
+
+            if api_key is None:
+                assert principal is not None
+                api_key = _key_for(service, principal)
+            test_client = TestClient(request.getfixturevalue("app"))
+            client = NexusClient(HTTPTransport("http://testserver", api_key, client=test_client))
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.close()
+
+
+def _key_for(service: NexusService, principal: Principal) -> str:
+    admin = Principal.local_admin()
+    if principal.is_admin:
+        return str(service.keys.admin_create_key(admin, principal.user_id, "test admin",
+                                                 is_admin=True)["api_key"])
+    tenant = principal.tenant_id or ""
+    service.files.mkdir(admin, f"/tenants/{tenant}")
+    return str(service.keys.admin_create_key(admin, principal.user_id, principal.user_id,
+                                             tenant_id=tenant)["api_key"])
+
+
+@pytest.fixture
+def admin(connect_as) -> NexusClient:  # noqa: ANN001
+    """A client acting as the system administrator."""
+    return connect_as(principal=Principal.local_admin())
+
+
+@pytest.fixture
+def tenant_user(connect_as):  # noqa: ANN001, ANN201 - returns a factory
     """Factory: a client acting as ``user_id`` of ``tenant_id`` (non-admin)."""
 
     def make(tenant_id: str, user_id: str = "user") -> NexusClient:
-        principal = Principal(user_id=user_id, tenant_id=tenant_id)
-        return NexusClient(LocalTransport(service, principal, owns_service=False))
+        return connect_as(principal=Principal(user_id=user_id, tenant_id=tenant_id))
 
     return make
 

@@ -35,11 +35,11 @@ def _path(request: Request) -> str:
     return path
 
 
-def _open(service: NexusService, api_key: str | None, path: str,
-          range_header: str | None) -> tuple[dict[str, Any], Iterator[bytes], tuple | None]:
+def _open(service: NexusService, api_key: str | None, path: str, range_header: str | None,
+          offset: int, length: int | None) -> tuple[dict[str, Any], Iterator[bytes], tuple | None]:
     principal = service.keys.authenticate(api_key)
     if range_header is None:
-        stream = service.files.open_read(principal, path)
+        stream = service.files.open_read(principal, path, offset=offset, length=length)
         return to_plain(stream.info), stream.chunks, None
     size = service.files.stat(principal, path).size
     start, end = _parse_range(range_header, size)
@@ -62,18 +62,31 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
     return start, end
 
 
+def _int_param(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InvalidArgumentError(f"query parameter {name!r} must be a non-negative integer")
+    return int(value)
+
+
 async def download(request: Request) -> Response:
-    """Stream a file (or one byte range of it)."""
+    """Stream a file, a byte range of it (``Range: bytes=a-b``), or the SDK's
+    ``offset``/``length`` window (an offset past the end yields no bytes, as in-process)."""
     service: NexusService = request.app.state.service
     try:
+        offset, length = _int_param(request, "offset") or 0, _int_param(request, "length")
         info, chunks, ranged = await run_in_threadpool(
-            _open, service, _bearer(request), _path(request), request.headers.get("range"))
+            _open, service, _bearer(request), _path(request), request.headers.get("range"),
+            offset, length)
     except Exception as exc:  # noqa: BLE001 - every error becomes a response
         return error_response(exc)
     headers = {"ETag": f'"{info["etag"]}"', "Accept-Ranges": "bytes",
                "X-Nexus-Version": str(info["version"])}
     if ranged is None:
-        headers["Content-Length"] = str(info["size"])
+        end = info["size"] if length is None else min(info["size"], offset + length)
+        headers["Content-Length"] = str(max(0, end - offset))
         return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
     start, end, size = ranged
     headers["Content-Length"] = str(end - start)

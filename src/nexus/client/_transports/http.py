@@ -8,8 +8,10 @@ writes use it above :data:`STREAM_THRESHOLD` bytes or whenever ``data`` is a str
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +22,7 @@ from nexus.blobs.base import iter_chunks
 from nexus.client._transports.base import BaseTransport, RpcRequest, RpcResponse
 from nexus.errors import (
     InternalError,
+    InvalidArgumentError,
     NexusError,
     UnavailableError,
     error_from_payload,
@@ -43,23 +46,26 @@ class HTTPTransport(BaseTransport):
     """Talks to ``url`` with ``api_key``; ``timeout`` in seconds (``None``: no timeout)."""
 
     def __init__(self, url: str, api_key: str | None, *, timeout: float | None = 30.0,
-                 retries: int = 2) -> None:
+                 retries: int = 2, client: httpx.Client | None = None) -> None:
         headers = {"User-Agent": "nexus-python"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._client = httpx.Client(base_url=url.rstrip("/"), headers=headers,
-                                    timeout=timeout,
-                                    transport=httpx.HTTPTransport(retries=retries))
+        if client is None:
+            client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout,
+                                  transport=httpx.HTTPTransport(retries=retries))
+        # An injected client (e.g. Starlette's TestClient) keeps its own transport.
+        client.headers.update(headers)
+        self._client = client
         self._ids = itertools.count(1)
 
     def handle(self, request: RpcRequest) -> RpcResponse:
         try:
             if request.method == "read":
-                return RpcResponse(result=self._read(**request.params))
+                return RpcResponse(result=_bound(self._read, request)())
             if request.method == "open_read":
-                return RpcResponse(result=self._open_read(**request.params))
+                return RpcResponse(result=_bound(self._open_read, request)())
             if request.method == "write" and _should_stream(request.params.get("data")):
-                return self._upload(**request.params)
+                return _bound(self._upload, request)()
             return self._rpc(request)
         except NexusError as exc:
             return RpcResponse(error=exc)
@@ -98,21 +104,18 @@ class HTTPTransport(BaseTransport):
 
     def _open_read(self, path: str, offset: int = 0,
                    length: int | None = None) -> RemoteReadStream:
-        headers = {}
-        if offset or length is not None:
-            if length == 0:
-                return RemoteReadStream({"path": path}, iter(()))
-            last = "" if length is None else str(offset + length - 1)
-            headers["Range"] = f"bytes={offset}-{last}"
-        request = self._client.build_request(
-            "GET", f"/api/fs/content?path={quote(path, safe='')}", headers=headers)
+        query = f"path={quote(path, safe='')}"
+        if offset:
+            query += f"&offset={offset}"
+        if length is not None:
+            query += f"&length={length}"
+        request = self._client.build_request("GET", f"/api/fs/content?{query}")
         response = self._send_request(request, stream=True)
         if response.status_code >= 400:
             response.read()
             response.close()
             raise _decode_error(_json(response).get("error", {}))
-        info = {"path": path, "etag": response.headers.get("etag", "").strip('"'),
-                "size": int(response.headers.get("content-length", 0))}
+        info = {"path": path, "etag": response.headers.get("etag", "").strip('"')}
         return RemoteReadStream(info, _iterate(response))
 
     # -- plumbing ----------------------------------------------------------------------
@@ -128,6 +131,15 @@ class HTTPTransport(BaseTransport):
         except httpx.TransportError as exc:
             raise UnavailableError(f"cannot reach the Nexus server at "
                                    f"{self._client.base_url}: {exc}") from exc
+
+
+def _bound(method: Callable[..., Any], request: RpcRequest) -> Callable[[], Any]:
+    """``method`` with the request's parameters, checked as the server checks them."""
+    try:
+        inspect.signature(method).bind(**request.params)
+    except TypeError as exc:
+        raise InvalidArgumentError(f"{request.method}: {exc}") from None
+    return functools.partial(method, **request.params)
 
 
 def _should_stream(data: Any) -> bool:
