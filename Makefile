@@ -13,9 +13,9 @@ $(BIN)/nexus: pyproject.toml
 
 setup: $(BIN)/nexus
 
-## Start Nexus on the embedded default (SQLite + blobs in ./nexus-data).
+## Start the Nexus server on the embedded default (SQLite + blobs in ./nexus-data).
 serve: setup
-	$(BIN)/nexus demo --data-dir ./nexus-data
+	$(BIN)/nexus serve --host 127.0.0.1 --port 8080 --data-dir ./nexus-data
 
 ## Lint, then every test (SQLite and PostgreSQL) except the slow ones.
 test: setup

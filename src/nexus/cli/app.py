@@ -38,6 +38,55 @@ def _service(data_dir: Path, database_url: str | None):  # noqa: ANN202
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="NEXUS_HOST", help="Interface to listen on.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="NEXUS_PORT", help="TCP port.")] = 8080,
+    data_dir: DataDir = Path("nexus-data"),
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option("--log-level", envvar="NEXUS_LOG_LEVEL",
+                                           help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the Nexus server. The first start prints the administrator's API key once and
+    saves it in <data-dir>/admin.key (mode 0600)."""
+    from nexus.cli.serve import run_server
+    from nexus.settings import Settings
+
+    with exit_on_error():
+        settings = Settings.load({"data_dir": data_dir, "database_url": database_url})
+        run_server(settings, host=host, port=port, log_level=log_level)
+
+
+admin_app = typer.Typer(help="Operator commands that talk to the database directly.",
+                        no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+@admin_app.command("create-key")
+def create_key(
+    user_id: Annotated[str, typer.Option(help="User the key acts as.")],
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "operator key",
+    tenant_id: Annotated[str | None, typer.Option(help="Tenant of the user.")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="A system administrator key.")] = False,
+    expires_at: Annotated[str | None, typer.Option(help="ISO-8601 expiry.")] = None,
+    data_dir: DataDir = Path("nexus-data"),
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API key (printed once) without going through a running server."""
+    from nexus.types import Principal
+
+    with exit_on_error():
+        service = _service(data_dir, database_url)
+        try:
+            created = service.keys.admin_create_key(
+                Principal.local_admin(), user_id, name, tenant_id=tenant_id, is_admin=admin,
+                expires_at=expires_at)
+        finally:
+            service.close()
+    console.print(created["api_key"], soft_wrap=True, highlight=False)
+
+
+@app.command()
 def version() -> None:
     """Print the Nexus version."""
     console.print(nexus.__version__)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from nexus.errors import NexusError
 
-__all__ = ["console", "exit_on_error", "print_report"]
+__all__ = ["console", "err_console", "exit_on_error", "print_report"]
 
 console = Console()
 err_console = Console(stderr=True)
