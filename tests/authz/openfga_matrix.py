@@ -4,15 +4,19 @@ Each YAML test has stages; stages share one store, so tuples accumulate while th
 may change. Every assertion becomes an :class:`Outcome` of kind ``check``, ``list_objects``
 or ``list_users``: passed, failed (with the reason) or skipped (conditions, which we do
 not evaluate).
+
+The store is pluggable (:class:`MatrixStore`): :class:`MemoryMatrixStore` by default, the
+SQL tuple store in ``test_conformance_sql.py``, so every backend runs the same runner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nexus.authz.check import Checker
 from nexus.authz.model import AuthzModel, parse_model
@@ -25,7 +29,8 @@ from nexus.authz.reader import (
 )
 from nexus.errors import InvalidArgumentError
 
-__all__ = ["CONFORMANCE_DIR", "KINDS", "Outcome", "load_tests", "run_test"]
+__all__ = ["CONFORMANCE_DIR", "KINDS", "MatrixStore", "MemoryMatrixStore", "Outcome",
+           "load_tests", "run_test"]
 
 CONFORMANCE_DIR = Path(__file__).parents[2].parent / "shared" / "conformance" / "openfga"
 KINDS = ("check", "list_objects", "list_users")
@@ -38,6 +43,33 @@ class Outcome:
     kind: str
     status: str  # "passed" | "failed" | "skipped"
     detail: str = ""
+
+
+class MatrixStore(Protocol):
+    """The tuple store of one YAML test: written stage by stage, read per assertion."""
+
+    def write(self, tuples: Sequence[RelationTuple]) -> None:
+        """Add a stage's tuples (a tuple already stored is kept once)."""
+        ...
+
+    def reader(self) -> AbstractContextManager[TupleReader]:
+        """A reader over everything written so far, valid inside the ``with`` block."""
+        ...
+
+
+class MemoryMatrixStore:
+    """:class:`MatrixStore` over a :class:`MemoryTupleReader`."""
+
+    def __init__(self) -> None:
+        self._tuples = MemoryTupleReader()
+
+    def write(self, tuples: Sequence[RelationTuple]) -> None:
+        for t in tuples:
+            self._tuples.add(t)
+
+    @contextmanager
+    def reader(self) -> Iterator[TupleReader]:
+        yield self._tuples
 
 
 def load_tests(path: Path) -> list[dict[str, Any]]:
@@ -94,35 +126,38 @@ def _judge(kind: str, assertion: dict[str, Any], run: Callable[[], Any]) -> Outc
 class _Stage:
     """One stage's model over the accumulated store; one method per assertion kind."""
 
-    def __init__(self, model: AuthzModel, store: MemoryTupleReader) -> None:
+    def __init__(self, model: AuthzModel, store: MatrixStore) -> None:
         self.model = model
         self.store = store
 
-    def _checker(self, assertion: dict[str, Any]) -> Checker:
-        reader = _contextual(self.model, self.store, assertion.get("contextualTuples"))
-        return Checker(self.model, reader)
+    @contextmanager
+    def _checker(self, assertion: dict[str, Any]) -> Iterator[Checker]:
+        with self.store.reader() as base:
+            reader = _contextual(self.model, base, assertion.get("contextualTuples"))
+            yield Checker(self.model, reader)
 
     def check(self, a: dict[str, Any]) -> bool:
-        checker = self._checker(a)
         t = _tuple(a["tuple"])
-        return checker.check(t.object_type, t.object_id, t.relation, t.subject_type,
-                             t.subject_id, t.subject_relation)
+        with self._checker(a) as checker:
+            return checker.check(t.object_type, t.object_id, t.relation, t.subject_type,
+                                 t.subject_id, t.subject_relation)
 
     def list_objects(self, a: dict[str, Any]) -> list[str]:
-        checker = self._checker(a)
         req = a["request"]
-        ids = checker.list_objects(Subject.parse(req["user"]), req["relation"], req["type"])
+        with self._checker(a) as checker:
+            ids = checker.list_objects(Subject.parse(req["user"]), req["relation"],
+                                       req["type"])
         return [f"{req['type']}:{i}" for i in ids]
 
     def list_users(self, a: dict[str, Any]) -> list[str]:
-        checker = self._checker(a)
         req = a["request"]
         obj = Subject.parse(req["object"])
         found: list[str] = []
-        for flt in req["filters"]:
-            stype, _, srel = flt.partition("#")
-            found += map(str, checker.list_subjects(obj.type, obj.id, req["relation"], stype,
-                                                    srel or None))
+        with self._checker(a) as checker:
+            for flt in req["filters"]:
+                stype, _, srel = flt.partition("#")
+                found += map(str, checker.list_subjects(obj.type, obj.id, req["relation"],
+                                                        stype, srel or None))
         return found
 
 
@@ -130,14 +165,14 @@ _KINDS_BY_KEY = {"checkAssertions": "check", "listObjectsAssertions": "list_obje
                  "listUsersAssertions": "list_users"}
 
 
-def run_test(test: dict[str, Any]) -> list[Outcome]:
-    """Run every stage of one YAML test; returns one outcome per assertion."""
-    store = MemoryTupleReader()
+def run_test(test: dict[str, Any], store: MatrixStore | None = None) -> list[Outcome]:
+    """Run every stage of one YAML test on ``store`` (a fresh, empty one per test; memory
+    by default); returns one outcome per assertion."""
+    store = MemoryMatrixStore() if store is None else store
     outcomes: list[Outcome] = []
     for raw_stage in test["stages"]:
         stage = _Stage(parse_model(raw_stage["model"]), store)
-        for raw in raw_stage.get("tuples") or ():
-            store.add(_tuple(raw))
+        store.write([_tuple(raw) for raw in raw_stage.get("tuples") or ()])
         for key, kind in _KINDS_BY_KEY.items():
             for a in raw_stage.get(key) or ():
                 if _needs_conditions(raw_stage, a):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ __all__ = [
 ]
 
 CHUNK_SIZE = 1024 * 1024
+# A tenant id (see nexus.paths) or the system partition "_system"; never "." or "/".
+_NAMESPACE = re.compile(r"[a-z0-9_][a-z0-9_-]{0,62}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 Data = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
 
 
@@ -147,7 +151,11 @@ class BlobStore(ABC):
 
     @staticmethod
     def key(tenant_id: str, digest: str) -> str:
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        """``<tenant>/<dd>/<digest>``; both parts are validated, so no key leaves its
+        tenant's namespace whatever a caller passes."""
+        if not isinstance(tenant_id, str) or not _NAMESPACE.fullmatch(tenant_id):
+            raise InvalidArgumentError(f"not a tenant namespace: {tenant_id!r}")
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
             raise InvalidArgumentError(f"not a SHA-256 hex digest: {digest!r}")
         return f"{tenant_id}/{digest[:2]}/{digest}"
 

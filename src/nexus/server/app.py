@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None, *,
                       summary="Download a file (supports Range)")
     app.add_api_route("/api/fs/content", upload, methods=["PUT"],
                       summary="Upload a file from the raw request body")
+    app.add_api_route("/api/fs/content", upload, methods=["POST"],
+                      summary="Append the raw request body to a file")
     app.add_middleware(RequestIdMiddleware)
     return app
 

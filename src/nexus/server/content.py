@@ -30,9 +30,9 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 def _path(request: Request) -> str:
     path = request.query_params.get("path")
-    if not path:
+    if path is None:
         raise InvalidArgumentError("query parameter 'path' is required")
-    return path
+    return path  # validated by the service like any other path
 
 
 def _open(service: NexusService, api_key: str | None, path: str, range_header: str | None,
@@ -96,8 +96,10 @@ async def download(request: Request) -> Response:
 
 
 def _write(service: NexusService, api_key: str | None, path: str, chunks: Iterator[bytes],
-           if_match: str | None, if_none_match: bool) -> Any:
+           if_match: str | None, if_none_match: bool, append: bool) -> Any:
     principal = service.keys.authenticate(api_key)  # before a single byte is stored
+    if append:
+        return to_plain(service.files.append(principal, path, chunks))
     return to_plain(service.files.write(principal, path, chunks, if_match=if_match,
                                         if_none_match=if_none_match))
 
@@ -115,7 +117,7 @@ def _pull(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
 
 
 async def upload(request: Request) -> JSONResponse:
-    """Create or replace a file from the raw request body."""
+    """``PUT``: create or replace a file from the raw body; ``POST``: append the body."""
     service: NexusService = request.app.state.service
     if_match = request.headers.get("if-match")
     if_match = if_match.strip().strip('"') if if_match else None
@@ -123,7 +125,7 @@ async def upload(request: Request) -> JSONResponse:
     try:
         result = await run_in_threadpool(_write, service, _bearer(request), _path(request),
                                          _pull(request.stream().__aiter__()), if_match,
-                                         if_none_match)
+                                         if_none_match, request.method == "POST")
     except Exception as exc:  # noqa: BLE001 - every error becomes a response
         return error_response(exc)
     return result_response(result, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -10,7 +11,9 @@ from starlette.responses import JSONResponse
 from nexus.errors import InternalError, NexusError, RateLimitedError, error_payload
 from nexus.server.middleware import current_request_id
 
-__all__ = ["JSONRPC_APPLICATION_ERROR", "error_response", "result_response"]
+__all__ = [
+    "JSONRPC_APPLICATION_ERROR", "NexusJSONResponse", "error_response", "result_response",
+]
 
 logger = logging.getLogger("nexus.server")
 
@@ -19,8 +22,17 @@ JSONRPC_INVALID_REQUEST = -32600
 JSONRPC_APPLICATION_ERROR = -32000
 
 
+class NexusJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: any string — even one a client sent with a lone
+    surrogate — can be put on the wire."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                          separators=(",", ":")).encode("ascii")
+
+
 def result_response(result: Any, request_id: Any) -> JSONResponse:
-    return JSONResponse({"jsonrpc": "2.0", "result": result, "id": request_id})
+    return NexusJSONResponse({"jsonrpc": "2.0", "result": result, "id": request_id})
 
 
 def error_response(exc: BaseException, request_id: Any = None, *,
@@ -39,4 +51,4 @@ def error_response(exc: BaseException, request_id: Any = None, *,
         headers["Retry-After"] = str(int(exc.details.get("retry_after", 1)))
     body = {"jsonrpc": "2.0", "error": {"code": rpc_code, "message": exc.message, "data": data},
             "id": request_id}
-    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+    return NexusJSONResponse(body, status_code=exc.http_status, headers=headers)

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from nexus.errors import UnavailableError
+from nexus.errors import InvalidPathError, UnavailableError
 
 __all__ = ["Database", "WriteConflict", "normalize_database_url"]
 
@@ -90,6 +90,13 @@ class Database:
             yield
         except IntegrityError as exc:
             raise WriteConflict(str(exc.orig)) from exc
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "54000":  # program_limit_exceeded
+                raise InvalidPathError(
+                    "path too long for this database's index (PostgreSQL limits an index "
+                    "entry to about 2,700 bytes; use shorter names)", rule="path_length"
+                ) from exc
+            raise
         except OperationalError as exc:
             if _is_connection_failure(exc):
                 raise UnavailableError("the metadata database is unreachable") from exc

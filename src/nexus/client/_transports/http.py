@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from nexus import paths
 from nexus.blobs.base import iter_chunks
 from nexus.client._transports.base import BaseTransport, RpcRequest, RpcResponse
 from nexus.errors import (
@@ -66,6 +68,8 @@ class HTTPTransport(BaseTransport):
                 return RpcResponse(result=_bound(self._open_read, request)())
             if request.method == "write" and _should_stream(request.params.get("data")):
                 return _bound(self._upload, request)()
+            if request.method == "append" and _should_stream(request.params.get("data")):
+                return _bound(self._append, request)()
             return self._rpc(request)
         except NexusError as exc:
             return RpcResponse(error=exc)
@@ -78,7 +82,11 @@ class HTTPTransport(BaseTransport):
     def _rpc(self, request: RpcRequest) -> RpcResponse:
         body = {"jsonrpc": "2.0", "method": request.method, "id": next(self._ids),
                 "params": encode_value(request.params)}
-        response = self._send("POST", f"/api/nfs/{request.method}", json=body)
+        # ASCII-escaped JSON: any str (even a lone surrogate) reaches the server, whose
+        # validation then answers exactly as it would in-process.
+        response = self._send("POST", f"/api/nfs/{request.method}",
+                              content=json.dumps(body, separators=(",", ":")).encode(),
+                              headers={"Content-Type": "application/json"})
         payload = _json(response)
         if "error" in payload:
             return RpcResponse(error=_decode_error(payload["error"]))
@@ -91,7 +99,15 @@ class HTTPTransport(BaseTransport):
             headers["If-Match"] = f'"{if_match}"'
         if if_none_match:
             headers["If-None-Match"] = "*"
-        response = self._send("PUT", f"/api/fs/content?path={quote(path, safe='')}",
+        return self._send_content("PUT", path, data, headers)
+
+    def _append(self, path: str, data: Any) -> RpcResponse:
+        return self._send_content("POST", path, data,
+                                  {"Content-Type": "application/octet-stream"})
+
+    def _send_content(self, method: str, path: str, data: Any,
+                      headers: dict[str, str]) -> RpcResponse:
+        response = self._send(method, f"/api/fs/content?{_query(path)}",
                               content=iter_chunks(data), headers=headers)
         payload = _json(response)
         if "error" in payload:
@@ -104,7 +120,7 @@ class HTTPTransport(BaseTransport):
 
     def _open_read(self, path: str, offset: int = 0,
                    length: int | None = None) -> RemoteReadStream:
-        query = f"path={quote(path, safe='')}"
+        query = _query(path)
         if offset:
             query += f"&offset={offset}"
         if length is not None:
@@ -140,6 +156,12 @@ def _bound(method: Callable[..., Any], request: RpcRequest) -> Callable[[], Any]
     except TypeError as exc:
         raise InvalidArgumentError(f"{request.method}: {exc}") from None
     return functools.partial(method, **request.params)
+
+
+def _query(path: Any) -> str:
+    # Validate exactly as the server will, so an unencodable path (a lone surrogate)
+    # raises the same InvalidPathError here as in-process instead of an encoding error.
+    return f"path={quote(paths.normalize(path), safe='')}"
 
 
 def _should_stream(data: Any) -> bool:
