@@ -154,6 +154,7 @@ def test_list_paging_across_2500_entries(admin: NexusClient, service) -> None:
     # Entries are created through the service (writes are tested above); the paging under
     # test goes through the client and its transport.
     local_admin = Principal.local_admin()
+    service.tenants.create_tenant(local_admin, "acme", plan="pro")  # free allows 1,000 files
     for i in range(2500):
         service.files.write(local_admin, f"/tenants/acme/many/f{i:05d}", b"")
     seen: list[str] = []

@@ -178,6 +178,43 @@ class NexusClient:
         """Consistency token of a tenant's tuples, for ``rebac_check(at_least=…)``."""
         return self._call_rpc("rebac_revision", {"tenant_id": tenant_id})
 
+    # -- tenants, usage, billing -------------------------------------------------------
+
+    def create_tenant(self, tenant_id: str, name: str | None = None, plan: str = "free",
+                      **options: Any) -> dict[str, Any]:
+        """Register a tenant and create ``/tenants/<id>`` with ``users/ shared/ uploads/
+        exports/``. ``options``: ``status``, ``trial_days``, ``settings`` and limit
+        overrides (``max_users``, ``max_storage_gb``, ``max_files``)."""
+        return self._call_rpc("create_tenant", {"tenant_id": tenant_id, "name": name,
+                                                "plan": plan, **options})
+
+    def get_tenant(self, tenant_id: str) -> dict[str, Any]:
+        """The tenant's record with live usage (the ``.tenant.json`` shape)."""
+        return self._call_rpc("get_tenant", {"tenant_id": tenant_id})
+
+    def list_tenants(self, plan: str | None = None, status: str | None = None,
+                     limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        """A page of tenants: ``{"tenants": [...], "next_cursor": …}``."""
+        return self._call_rpc("list_tenants", {"plan": plan, "status": status, "limit": limit,
+                                               "cursor": cursor})
+
+    def update_tenant(self, tenant_id: str, **changes: Any) -> dict[str, Any]:
+        """Change ``name``, ``plan``, ``status``, ``limits``, ``settings``, ``extra`` or
+        ``trial_ends_at``; limits apply from the next operation."""
+        return self._call_rpc("update_tenant", {"tenant_id": tenant_id, **changes})
+
+    def get_usage(self, tenant_id: str) -> dict[str, Any]:
+        """Usage, limits, utilisation and warnings (≥ 80%)."""
+        return self._call_rpc("get_usage", {"tenant_id": tenant_id})
+
+    def billing_preview(self, tenant_id: str, month: str | None = None) -> dict[str, Any]:
+        """The bill for ``month`` (``YYYY-MM``, default this month) from metered usage."""
+        return self._call_rpc("billing_preview", {"tenant_id": tenant_id, "month": month})
+
+    def tenant_health_metrics(self) -> dict[str, Any]:
+        """Fleet totals: tenants by plan and status, users, storage, averages."""
+        return self._call_rpc("tenant_health_metrics", {})
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:

@@ -58,6 +58,13 @@ _TABLE = [
     RpcMethod("admin_get_key", "keys.admin_get_key"),
     RpcMethod("admin_update_key", "keys.admin_update_key"),
     RpcMethod("admin_revoke_key", "keys.admin_revoke_key"),
+    RpcMethod("create_tenant", "tenants.create_tenant"),
+    RpcMethod("get_tenant", "tenants.get_tenant"),
+    RpcMethod("list_tenants", "tenants.list_tenants"),
+    RpcMethod("update_tenant", "tenants.update_tenant"),
+    RpcMethod("get_usage", "tenants.get_usage"),
+    RpcMethod("billing_preview", "tenants.billing_preview"),
+    RpcMethod("tenant_health_metrics", "tenants.tenant_health_metrics"),
 ]
 METHODS = MappingProxyType({m.name: m for m in _TABLE})
 
@@ -77,6 +84,7 @@ def dispatch(service: NexusService, principal: Principal, method: str,
         inspect.signature(handler).bind(principal, **kwargs)
     except TypeError as exc:
         raise InvalidArgumentError(f"{method}: {exc}", method=method) from None
+    service.admit(principal)
     return handler(principal, **kwargs)
 
 

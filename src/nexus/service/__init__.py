@@ -9,9 +9,12 @@ from nexus.service.files import FileService, ReadStream
 from nexus.service.keys import KeyService
 from nexus.service.maintenance import FsckReport, GcReport, Maintenance
 from nexus.service.permissions import CheckCache, PermissionEngine, RevisionTracker
+from nexus.service.quotas import QuotaLedger
 from nexus.service.rebac import RebacService
+from nexus.service.tenants import TenantService
 from nexus.settings import Settings
 from nexus.store import Database
+from nexus.types import Principal
 
 __all__ = [
     "AccessGate",
@@ -22,8 +25,10 @@ __all__ = [
     "KeyService",
     "Maintenance",
     "NexusService",
+    "QuotaLedger",
     "RebacService",
     "ReadStream",
+    "TenantService",
     "bootstrap",
 ]
 
@@ -37,11 +42,17 @@ class NexusService:
     files: FileService
     keys: KeyService
     rebac: RebacService
+    tenants: TenantService
     permissions: PermissionEngine
     maintenance: Maintenance
 
+    def admit(self, principal: Principal) -> None:
+        """Per-request tenant gate (state, rate limit) — before any permission check."""
+        self.tenants.admit(principal)
+
     def close(self) -> None:
-        """Release database connections."""
+        """Flush buffered counters and release database connections."""
+        self.tenants.flush_api_calls()
         self.db.dispose()
 
 
@@ -60,13 +71,17 @@ def bootstrap(settings: Settings) -> NexusService:
     revisions = RevisionTracker(db)
     engine = PermissionEngine(db=db, revisions=revisions, cache=CheckCache())
     gate = AccessGate(engine)
+    tenants = TenantService(db=db, gate=gate)
+    quotas = QuotaLedger(db=db)
+    secret = load_or_create_secret(settings.data_dir, settings.secret)
     return NexusService(
         settings=settings,
         db=db,
-        files=FileService(db=db, blobs=blobs, gate=gate, revisions=revisions),
-        keys=KeyService(db=db, deployment_secret=load_or_create_secret(settings.data_dir,
-                                                                       settings.secret)),
+        files=FileService(db=db, blobs=blobs, gate=gate, revisions=revisions, quotas=quotas,
+                          tenants=tenants),
+        keys=KeyService(db=db, deployment_secret=secret, quotas=quotas, tenants=tenants),
         rebac=RebacService(db=db, engine=engine, revisions=revisions),
+        tenants=tenants,
         permissions=engine,
         maintenance=Maintenance(db=db, blobs=blobs),
     )

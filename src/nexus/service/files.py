@@ -8,6 +8,7 @@ and its transaction has committed.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import TypeVar
 from sqlalchemy import Connection
 
 from nexus import paths
-from nexus.blobs import BlobNotFound, BlobStore
+from nexus.blobs import BlobNotFound, BlobStore, iter_chunks
 from nexus.blobs.base import Data
 from nexus.errors import (
     ConflictError,
@@ -32,10 +33,19 @@ from nexus.errors import (
 from nexus.service.access import AccessGate, Action
 from nexus.service.listing import Lister, file_info
 from nexus.service.permissions import RevisionTracker
-from nexus.store import Database, FileRecord, FileRepository, TenantRepository, WriteConflict
+from nexus.service.quotas import QuotaLedger
+from nexus.service.tenants import TENANT_DOCUMENT, TenantService, is_tenant_document
+from nexus.store import (
+    Database,
+    FileRecord,
+    FileRepository,
+    TenantRepository,
+    UsageRepository,
+    WriteConflict,
+)
 from nexus.store.keys import KeyRepository
 from nexus.store.tuples import TupleRepository
-from nexus.types import FileInfo, Page, Principal
+from nexus.types import FileInfo, Page, Principal, iso_time
 
 __all__ = ["FileService", "ReadStream"]
 
@@ -56,11 +66,14 @@ class FileService:
     """mkdir, write, read, append, list, stat, delete, rename, copy — for one deployment."""
 
     def __init__(self, *, db: Database, blobs: BlobStore, gate: AccessGate,
-                 revisions: RevisionTracker, clock: Callable[[], float] = time.time) -> None:
+                 revisions: RevisionTracker, quotas: QuotaLedger, tenants: TenantService,
+                 clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._blobs = blobs
         self._gate = gate
         self._revisions = revisions
+        self._quotas = quotas
+        self._tenants = tenants
         self._clock = clock
         self._lister = Lister(gate)
 
@@ -71,6 +84,7 @@ class FileService:
         """Create a directory (and, with ``parents``, its missing ancestors)."""
         path = paths.normalize(path)
         self._gate.require(principal, Action.WRITE, path)
+        _refuse_document(path)
         if path == "/":
             return self._exists_or_raise(_ROOT, exist_ok)
 
@@ -118,8 +132,10 @@ class FileService:
             if tenant is not None and path == paths.tenant_root(tenant):
                 bumps[tenant] = self._drop_tenant(conn, tenant)
                 return bumps
+            freed_bytes, freed_files = repo.subtree_totals(current.tenant_id, path)
             repo.delete_subtree(current.tenant_id, path)
             repo.delete(current.tenant_id, path)
+            self._quotas.charge(conn, tenant, storage=-freed_bytes, files=-freed_files)
             bumps.update(self._drop_grants(conn, path))
             return bumps
 
@@ -138,7 +154,14 @@ class FileService:
         path = paths.normalize(path)
         self._gate.require(principal, Action.WRITE, path)
         _require_not_root(path)
+        document_of = is_tenant_document(path)
+        if document_of is not None:
+            self._tenants.write_document(principal, document_of, b"".join(iter_chunks(data)))
+            return self.stat(principal, path)
         partition = paths.partition_of(path)
+        tenant = paths.tenant_of(path)
+        if isinstance(data, bytes | bytearray | memoryview):
+            self._quotas.precheck_storage(tenant, len(data))
         blob = self._blobs.put(partition, data)
 
         def run(conn: Connection) -> FileInfo:
@@ -148,8 +171,10 @@ class FileService:
             now = self._clock()
             if current is None:
                 self._ensure_parents(conn, path)
+                self._quotas.charge(conn, tenant, storage=blob.size, files=1)
                 return file_info(repo.insert_file(partition, path, _parent(path),
                                                   size=blob.size, digest=blob.digest, now=now))
+            self._quotas.charge(conn, tenant, storage=blob.size - current.size)
             return file_info(self._replace(repo, current, blob.size, blob.digest, now))
 
         return self._transaction(run)
@@ -163,7 +188,11 @@ class FileService:
         path = paths.normalize(path)
         self._gate.require(principal, Action.WRITE, path)
         _require_not_root(path)
+        _refuse_document(path)
         partition = paths.partition_of(path)
+        tenant = paths.tenant_of(path)
+        if isinstance(data, bytes | bytearray | memoryview):
+            self._quotas.precheck_storage(tenant, len(data))
         # Stage the new bytes first: the transaction may be retried, a stream cannot.
         tail = self._blobs.put(partition, data)
 
@@ -173,11 +202,13 @@ class FileService:
             now = self._clock()
             if current is None:
                 self._ensure_parents(conn, path)
+                self._quotas.charge(conn, tenant, storage=tail.size, files=1)
                 return file_info(repo.insert_file(partition, path, _parent(path),
                                                   size=tail.size, digest=tail.digest, now=now))
             _require_file(current)
             if tail.size == 0:
                 return file_info(current)
+            self._quotas.charge(conn, tenant, storage=tail.size)
             joined = self._blobs.put(partition, chain(
                 self._open_blob(current), self._blobs.open(partition, tail.digest)))
             return file_info(self._replace(repo, current, joined.size, joined.digest, now))
@@ -197,6 +228,11 @@ class FileService:
         if not isinstance(offset, int) or offset < 0 or (
                 length is not None and (not isinstance(length, int) or length < 0)):
             raise InvalidArgumentError("offset and length must be non-negative integers")
+        document_of = is_tenant_document(path)
+        if document_of is not None:
+            content = self._tenants.read_document(document_of)
+            end = None if length is None else offset + length
+            return ReadStream(_document_info(path, content), iter([content[offset:end]]))
         with self._db.read() as conn:
             record = self._get(FileRepository(conn), path)
         if record is None:
@@ -211,6 +247,9 @@ class FileService:
         """Metadata of a file or directory."""
         path = paths.normalize(path)
         self._gate.require(principal, Action.READ, path)
+        document_of = is_tenant_document(path)
+        if document_of is not None:
+            return _document_info(path, self._tenants.read_document(document_of))
         with self._db.read() as conn:
             record = self._get(FileRepository(conn), path)
         if record is None:
@@ -237,6 +276,8 @@ class FileService:
                 raise NexusFileNotFoundError(f"no such directory: {path}", path=path)
             if not target.is_dir:
                 return Page([file_info(target)], None)
+            # The live .tenant.json has no stored row: like a dotfile, it is read and
+            # written by name but not listed, so listings count only stored files.
             return self._lister.page(conn, principal, path, recursive=recursive, limit=limit,
                                      cursor=cursor)
 
@@ -244,6 +285,7 @@ class FileService:
         """Delete a file (use :meth:`rmdir` for directories)."""
         path = paths.normalize(path)
         self._gate.require(principal, Action.WRITE, path)
+        _refuse_document(path)
 
         def run(conn: Connection) -> dict[str, int]:
             repo = FileRepository(conn)
@@ -252,6 +294,7 @@ class FileService:
                 raise NexusFileNotFoundError(f"no such file: {path}", path=path)
             _require_file(current)
             repo.delete(current.tenant_id, path)
+            self._quotas.charge(conn, paths.tenant_of(path), storage=-current.size, files=-1)
             return self._drop_grants(conn, path)
 
         self._advance(self._transaction(run))
@@ -264,6 +307,7 @@ class FileService:
         self._gate.require(principal, Action.WRITE, src)
         self._gate.require(principal, Action.WRITE, dst)
         for p in (src, dst):
+            _refuse_document(p)
             if p in ("/", paths.TENANTS_ROOT) or p == _tenant_root_of(p):
                 raise InvalidArgumentError(f"{p} cannot be renamed or replaced")
         if paths.is_within(dst, src):
@@ -278,10 +322,12 @@ class FileService:
             if source.is_dir and src_partition != dst_partition:
                 raise InvalidArgumentError("directories cannot be moved between tenants; "
                                            "copy the files instead")
-            self._clear_destination(repo, source, dst, overwrite)
+            self._clear_destination(conn, source, dst, overwrite)
             self._ensure_parents(conn, dst)
             now = self._clock()
             if src_partition != dst_partition:
+                self._quotas.charge(conn, paths.tenant_of(dst), storage=source.size, files=1)
+                self._quotas.charge(conn, paths.tenant_of(src), storage=-source.size, files=-1)
                 blob = self._blobs.copy_from(self._blobs, src_partition, dst_partition,
                                              source.digest or "")
                 moved = repo.insert_file(dst_partition, dst, _parent(dst), size=blob.size,
@@ -305,6 +351,8 @@ class FileService:
         self._gate.require(principal, Action.READ, src)
         self._gate.require(principal, Action.WRITE, dst)
         _require_not_root(dst)
+        _refuse_document(src)
+        _refuse_document(dst)
         src_partition, dst_partition = paths.partition_of(src), paths.partition_of(dst)
         with self._db.read() as conn:
             source = self._get(FileRepository(conn), src)
@@ -316,6 +364,8 @@ class FileService:
             blob = self._blobs.copy_from(self._blobs, src_partition, dst_partition, digest)
             digest, size = blob.digest, blob.size
 
+        tenant = paths.tenant_of(dst)
+
         def run(conn: Connection) -> FileInfo:
             repo = FileRepository(conn)
             current = repo.get(dst_partition, dst, for_update=True)
@@ -323,8 +373,10 @@ class FileService:
             if current is not None:
                 if not overwrite or current.is_dir:
                     raise NexusFileExistsError(f"destination exists: {dst}", path=dst)
+                self._quotas.charge(conn, tenant, storage=size - current.size)
                 return file_info(self._replace(repo, current, size, digest, now))
             self._ensure_parents(conn, dst)
+            self._quotas.charge(conn, tenant, storage=size, files=1)
             return file_info(repo.insert_file(dst_partition, dst, _parent(dst), size=size,
                                               digest=digest, now=now))
 
@@ -369,6 +421,7 @@ class FileService:
         FileRepository(conn).delete_partition(tenant)
         TenantRepository(conn).remove(tenant)
         KeyRepository(conn).delete_tenant(tenant)
+        UsageRepository(conn).delete(tenant)
         tuples = TupleRepository(conn)
         tuples.delete_partition(tenant)
         return tuples.bump_revision(tenant)
@@ -409,14 +462,16 @@ class FileService:
             raise WriteConflict(current.path)
         return replaced
 
-    def _clear_destination(self, repo: FileRepository, source: FileRecord, dst: str,
+    def _clear_destination(self, conn: Connection, source: FileRecord, dst: str,
                            overwrite: bool) -> None:
+        repo = FileRepository(conn)
         target = repo.get(paths.partition_of(dst), dst, for_update=True)
         if target is None:
             return
         if not overwrite or target.is_dir or source.is_dir:
             raise NexusFileExistsError(f"destination exists: {dst}", path=dst)
         repo.delete(target.tenant_id, dst)
+        self._quotas.charge(conn, paths.tenant_of(dst), storage=-target.size, files=-1)
 
     def _partitions_below(self, conn: Connection, path: str) -> list[str]:
         """Partitions that hold entries below ``path`` (several only for / and /tenants)."""
@@ -447,6 +502,19 @@ class FileService:
         if record.is_dir and exist_ok:
             return file_info(record)
         raise NexusFileExistsError(f"already exists: {record.path}", path=record.path)
+
+
+def _refuse_document(path: str) -> None:
+    if is_tenant_document(path) is not None:
+        raise InvalidArgumentError(f"{path} is the tenant's live record, managed by the "
+                                   "server: read or write it, nothing else")
+
+
+def _document_info(path: str, content: bytes) -> FileInfo:
+    now = iso_time(time.time())
+    return FileInfo(path=path, name=TENANT_DOCUMENT, type="file", size=len(content),
+                    etag=hashlib.sha256(content).hexdigest(), version=1, created_at=now,
+                    modified_at=now)
 
 
 def _parent(path: str) -> str:

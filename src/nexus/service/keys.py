@@ -23,6 +23,8 @@ from nexus.errors import (
     NexusFileNotFoundError,
     NexusPermissionError,
 )
+from nexus.service.quotas import QuotaLedger
+from nexus.service.tenants import TenantService
 from nexus.store import Database, TenantRepository
 from nexus.store.keys import KeyRecord, KeyRepository
 from nexus.types import Principal, parse_timestamp
@@ -44,10 +46,12 @@ def validate_user_id(user_id: object) -> str:
 class KeyService:
     """Key administration (system administrator) and authentication (everyone)."""
 
-    def __init__(self, *, db: Database, deployment_secret: bytes,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, db: Database, deployment_secret: bytes, quotas: QuotaLedger,
+                 tenants: TenantService, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._secret = deployment_secret
+        self._quotas = quotas
+        self._tenants = tenants
         self._clock = clock
         self._last_used: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -95,9 +99,13 @@ class KeyService:
                          subject_type: str = "user", tenant_id: str | None = None,
                          is_admin: bool = False, expires_at: Any = None) -> dict[str, Any]:
         """Create a key for ``user_id`` of ``tenant_id`` (the user is created on its first
-        key). ``is_admin=True`` makes a system-administrator key, which has no tenant.
-        The returned ``api_key`` is shown only here."""
-        _require_admin(principal)
+        key, within the tenant's ``max_users``). ``is_admin=True`` makes a system
+        administrator key, which has no tenant. A tenant's administrator may create keys
+        for users of its own tenant. The returned ``api_key`` is shown only here."""
+        if is_admin or tenant_id is None:
+            _require_admin(principal)
+        else:
+            self._require_tenant_admin(principal, tenant_id)
         validate_user_id(user_id)
         if not isinstance(name, str) or not name or len(name) > 255:
             raise InvalidArgumentError("name must be a non-empty string of at most 255 chars")
@@ -123,20 +131,25 @@ class KeyService:
                 raise NexusFileNotFoundError(f"tenant {tenant!r} does not exist; create "
                                              f"/tenants/{tenant} first")
             keys = KeyRepository(conn)
-            keys.add_user(tenant, user_id, now)
+            if keys.add_user(tenant, user_id, now) and not is_admin:
+                self._quotas.charge(conn, tenant, users=1)
             keys.insert(record)
         return {"api_key": text, **_public(record)}
 
     def admin_list_keys(self, principal: Principal, tenant_id: str | None = None,
                         user_id: str | None = None) -> list[dict[str, Any]]:
-        """Keys (never their secrets or hashes), optionally of one tenant or user."""
-        _require_admin(principal)
+        """Keys (never their secrets or hashes), optionally of one tenant or user. A
+        tenant's administrator lists its own tenant's keys."""
+        if tenant_id is None:
+            _require_admin(principal)
+        else:
+            self._require_tenant_admin(principal, tenant_id)
         with self._db.read() as conn:
             return [_public(r) for r in KeyRepository(conn).list(tenant_id, user_id)]
 
     def admin_get_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
-        _require_admin(principal)
-        return _public(self._get(key_id))
+        """One key's metadata."""
+        return _public(self._get_managed(principal, key_id))
 
     def admin_update_key(self, principal: Principal, key_id: str, name: str | None = None,
                          expires_at: Any = None) -> dict[str, Any]:
@@ -157,8 +170,7 @@ class KeyService:
 
     def admin_revoke_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
         """Revoke a key; its next request is refused."""
-        _require_admin(principal)
-        record = self._get(key_id)
+        record = self._get_managed(principal, key_id)
         if record.revoked_at is None:
             with self._db.write() as conn:
                 KeyRepository(conn).update(key_id, revoked_at=self._clock())
@@ -172,6 +184,22 @@ class KeyService:
         created = self.admin_create_key(Principal.local_admin(), "admin", "bootstrap admin",
                                         is_admin=True)
         return str(created["api_key"])
+
+    def _require_tenant_admin(self, principal: Principal, tenant_id: str) -> None:
+        if not self._tenants.is_tenant_admin(principal, paths.validate_tenant_id(tenant_id)):
+            raise NexusPermissionError("permission denied: only the system administrator or "
+                                       f"an administrator of tenant {tenant_id} manages its keys")
+
+    def _get_managed(self, principal: Principal, key_id: str) -> KeyRecord:
+        """A key the principal may manage; others look absent-or-forbidden alike."""
+        if principal.is_admin:
+            return self._get(key_id)
+        with self._db.read() as conn:
+            record = KeyRepository(conn).get(str(key_id))
+        if record is None or record.tenant_id != principal.tenant_id:
+            raise NexusPermissionError("permission denied: not a key of your tenant")
+        self._require_tenant_admin(principal, record.tenant_id)
+        return record
 
     def _get(self, key_id: str) -> KeyRecord:
         with self._db.read() as conn:

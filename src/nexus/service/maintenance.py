@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from nexus import paths
 from nexus.blobs import BlobNotFound, BlobStore, LocalBlobStore
-from nexus.store import Database, FileRepository, TenantRepository
+from nexus.store import Database, FileRepository, TenantRepository, UsageRepository
 
 __all__ = ["FsckReport", "GcReport", "Maintenance"]
 
@@ -81,9 +81,26 @@ class Maintenance:
                 report.staging_removed += 1
         return report
 
+    def _counter_problems(self, partition: str) -> list[str]:
+        if partition == paths.SYSTEM_PARTITION:
+            return []
+        with self._db.read() as conn:
+            if not TenantRepository(conn).exists(partition):
+                return []
+            stored_bytes, stored_files = FileRepository(conn).partition_totals(partition)
+            usage = UsageRepository(conn).get(partition)
+        problems = []
+        if usage.storage_bytes != stored_bytes:
+            problems.append(f"tenant {partition}: usage counter says {usage.storage_bytes} "
+                            f"bytes, files hold {stored_bytes}")
+        if usage.files != stored_files:
+            problems.append(f"tenant {partition}: usage counter says {usage.files} files, "
+                            f"{stored_files} stored")
+        return problems
+
     def fsck(self) -> FsckReport:
-        """Check that every file's blob exists with the recorded size and every entry has
-        its parent directory."""
+        """Check that every file's blob exists with the recorded size, every entry has its
+        parent directory, and each tenant's usage counters equal what it stores."""
         report = FsckReport()
         for partition in self.partitions():
             with self._db.read() as conn:
@@ -103,6 +120,7 @@ class Maintenance:
                 if stored != size:
                     report.problems.append(
                         f"{path}: recorded size {size} but blob holds {stored} bytes")
+            report.problems += self._counter_problems(partition)
             report.unreferenced_blobs += sum(
                 1 for d, _ in self._blobs.digests(partition) if d not in referenced)
         return report

@@ -81,8 +81,8 @@ class FileRepository:
         """Create a directory row unless the path exists; True if this call created it."""
         values = {"tenant_id": tenant_id, "path": path, "parent": parent, "kind": DIRECTORY,
                   "size": 0, "digest": None, "version": 1, "created_at": now, "modified_at": now}
-        result = self.conn.execute(self._insert_ignore().values(**values))
-        return result.rowcount == 1
+        stmt = self._insert_ignore().values(**values).returning(files.c.path)
+        return self.conn.execute(stmt).first() is not None
 
     def _insert_ignore(self) -> Any:
         if self._dialect == "postgresql":
@@ -126,6 +126,19 @@ class FileRepository:
     def delete_partition(self, tenant_id: str) -> int:
         """Delete every row of a partition (a whole tenant)."""
         return self.conn.execute(delete(files).where(files.c.tenant_id == tenant_id)).rowcount
+
+    def subtree_totals(self, tenant_id: str, root: str) -> tuple[int, int]:
+        """``(bytes, files)`` stored strictly below ``root``."""
+        row = self.conn.execute(select(func.coalesce(func.sum(files.c.size), 0), func.count())
+                                .where(_subtree(tenant_id, root), files.c.kind == FILE)).first()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def partition_totals(self, tenant_id: str) -> tuple[int, int]:
+        """``(bytes, files)`` stored in a whole partition (consistency checks)."""
+        row = self.conn.execute(select(func.coalesce(func.sum(files.c.size), 0), func.count())
+                                .where(files.c.tenant_id == tenant_id,
+                                       files.c.kind == FILE)).first()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def has_children(self, tenant_id: str, path: str) -> bool:
         query = select(files.c.path).where(files.c.tenant_id == tenant_id,

@@ -52,7 +52,9 @@ class KeyRepository:
         """Create the user unless it exists; True if this call created it."""
         module = postgresql if self.conn.dialect.name == "postgresql" else sqlite
         stmt = module.insert(users).values(tenant_id=tenant_id, user_id=user_id, created_at=now)
-        return self.conn.execute(stmt.on_conflict_do_nothing()).rowcount == 1
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT.
+        inserted = stmt.on_conflict_do_nothing().returning(users.c.user_id)
+        return self.conn.execute(inserted).first() is not None
 
     def user_exists(self, tenant_id: str, user_id: str) -> bool:
         return self.conn.execute(select(users.c.user_id).where(

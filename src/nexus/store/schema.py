@@ -9,6 +9,7 @@ index, so each query is confined to one partition by construction. Paths use the
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -23,19 +24,53 @@ from sqlalchemy import (
 )
 
 __all__ = ["api_keys", "authz_models", "authz_revisions", "files", "metadata", "rebac_tuples",
-           "tenants", "users"]
+           "tenant_usage", "tenants", "usage_daily", "users"]
 
 metadata = MetaData()
 
 PathText = Text().with_variant(Text(collation="C"), "postgresql")
 
-#: Tenants known to the store; the tenancy issue extends this record.
+#: Tenant records: plan, lifecycle status, limit overrides, settings and free-form fields.
 tenants = Table(
     "tenants",
     metadata,
     Column("tenant_id", String(63).with_variant(String(63, collation="C"), "postgresql"),
            primary_key=True),
     Column("created_at", Float, nullable=False),
+    Column("name", String(255), nullable=False, default=""),
+    Column("plan", String(32), nullable=False, default="free"),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("status_reason", String(255), nullable=True),
+    Column("limit_overrides", JSON, nullable=False, default=dict),
+    Column("settings", JSON, nullable=False, default=dict),
+    Column("extra", JSON, nullable=False, default=dict),
+    Column("trial_ends_at", Float, nullable=True),
+    Column("updated_at", Float, nullable=True),
+)
+Index("ix_tenants_plan", tenants.c.plan, tenants.c.tenant_id)
+Index("ix_tenants_status", tenants.c.status, tenants.c.tenant_id)
+
+#: Live usage counters, changed in the same transaction as the operation they count.
+tenant_usage = Table(
+    "tenant_usage",
+    metadata,
+    Column("tenant_id", String(63), primary_key=True),
+    Column("storage_bytes", BigInteger, nullable=False, default=0),
+    Column("files", BigInteger, nullable=False, default=0),
+    Column("users", BigInteger, nullable=False, default=0),
+    Column("api_calls", BigInteger, nullable=False, default=0),
+)
+
+#: One row per tenant and UTC day: peaks and totals for billing.
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("tenant_id", String(63), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC)
+    Column("storage_peak_bytes", BigInteger, nullable=False, default=0),
+    Column("files_peak", BigInteger, nullable=False, default=0),
+    Column("users_peak", BigInteger, nullable=False, default=0),
+    Column("api_calls", BigInteger, nullable=False, default=0),
 )
 
 #: One row per file or directory. ``tenant_id`` is the partition of ``path``

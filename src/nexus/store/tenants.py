@@ -1,39 +1,114 @@
-"""The tenant registry: which tenants exist. The tenancy issue grows this into full records."""
+"""Tenant records: the registry of tenants with plan, status, overrides and settings."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from nexus.store.schema import tenants
+from nexus.store.schema import tenant_usage, tenants
 
-__all__ = ["TenantRepository"]
+__all__ = ["TenantRecord", "TenantRepository"]
+
+_T = tenants.c
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    """One tenant as stored."""
+
+    tenant_id: str
+    created_at: float
+    name: str
+    plan: str
+    status: str
+    status_reason: str | None
+    limit_overrides: dict[str, Any]
+    settings: dict[str, Any]
+    extra: dict[str, Any]
+    trial_ends_at: float | None
+    updated_at: float | None
+
+
+def _record(row: Any) -> TenantRecord:
+    return TenantRecord(row.tenant_id, row.created_at, row.name, row.plan, row.status,
+                        row.status_reason, dict(row.limit_overrides or {}),
+                        dict(row.settings or {}), dict(row.extra or {}), row.trial_ends_at,
+                        row.updated_at)
 
 
 class TenantRepository:
-    """SQL access to the ``tenants`` table on one connection."""
+    """SQL access to ``tenants`` on one connection."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
-    def register(self, tenant_id: str, now: float) -> bool:
-        """Record ``tenant_id`` unless it is known; True if this call added it."""
-        module = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        stmt = module.insert(tenants).values(tenant_id=tenant_id, created_at=now)
-        return self.conn.execute(stmt.on_conflict_do_nothing()).rowcount == 1
+    def register(self, tenant_id: str, now: float, *, name: str | None = None,
+                 plan: str = "free", status: str = "active",
+                 limit_overrides: dict[str, Any] | None = None,
+                 settings: dict[str, Any] | None = None,
+                 trial_ends_at: float | None = None) -> bool:
+        """Create the tenant (and its zeroed usage counters) unless it exists; True if
+        this call created it."""
+        stmt = self._insert(tenants).values(
+            tenant_id=tenant_id, created_at=now, name=name or tenant_id, plan=plan,
+            status=status, limit_overrides=limit_overrides or {}, settings=settings or {},
+            extra={}, trial_ends_at=trial_ends_at, updated_at=now)
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT.
+        inserted = stmt.on_conflict_do_nothing().returning(_T.tenant_id)
+        created = self.conn.execute(inserted).first() is not None
+        if created:
+            self.conn.execute(self._insert(tenant_usage).values(
+                tenant_id=tenant_id, storage_bytes=0, files=0, users=0,
+                api_calls=0).on_conflict_do_nothing())
+        return created
 
     def exists(self, tenant_id: str) -> bool:
-        query = select(tenants.c.tenant_id).where(tenants.c.tenant_id == tenant_id)
+        query = select(_T.tenant_id).where(_T.tenant_id == tenant_id)
         return self.conn.execute(query).first() is not None
+
+    def get(self, tenant_id: str, *, for_update: bool = False) -> TenantRecord | None:
+        query = select(tenants).where(_T.tenant_id == tenant_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return _record(row) if row else None
+
+    def update(self, tenant_id: str, **values: Any) -> bool:
+        result = self.conn.execute(update(tenants).where(_T.tenant_id == tenant_id)
+                                   .values(**values))
+        return result.rowcount == 1
 
     def ids(self, *, after: str | None = None, limit: int = 1000) -> list[str]:
         """Tenant ids in ascending order, starting after ``after``."""
-        query = select(tenants.c.tenant_id)
+        query = select(_T.tenant_id)
         if after is not None:
-            query = query.where(tenants.c.tenant_id > after)
-        query = query.order_by(tenants.c.tenant_id).limit(limit)
+            query = query.where(_T.tenant_id > after)
+        query = query.order_by(_T.tenant_id).limit(limit)
         return [row[0] for row in self.conn.execute(query)]
 
+    def list(self, *, plan: str | None = None, status: str | None = None,
+             after: str | None = None, limit: int = 100) -> list[TenantRecord]:
+        query = select(tenants)
+        if plan is not None:
+            query = query.where(_T.plan == plan)
+        if status is not None:
+            query = query.where(_T.status == status)
+        if after is not None:
+            query = query.where(_T.tenant_id > after)
+        query = query.order_by(_T.tenant_id).limit(limit)
+        return [_record(r) for r in self.conn.execute(query)]
+
+    def count_by(self, column: str) -> dict[str, int]:
+        """Tenants per plan or per status (one aggregate query)."""
+        col = _T.plan if column == "plan" else _T.status
+        rows = self.conn.execute(select(col, func.count()).group_by(col))
+        return {row[0]: int(row[1]) for row in rows}
+
     def remove(self, tenant_id: str) -> bool:
-        result = self.conn.execute(delete(tenants).where(tenants.c.tenant_id == tenant_id))
+        self.conn.execute(delete(tenant_usage).where(tenant_usage.c.tenant_id == tenant_id))
+        result = self.conn.execute(delete(tenants).where(_T.tenant_id == tenant_id))
         return result.rowcount == 1

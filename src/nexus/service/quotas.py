@@ -1,0 +1,64 @@
+"""Where quotas are enforced: every change to stored bytes, files or users is charged here,
+inside the transaction that makes the change.
+
+A charge is one conditional ``UPDATE`` of the tenant's counter row (see
+:class:`~nexus.store.UsageRepository`), so concurrent writers serialise on that row and
+a tenant can never exceed a hard limit, not even by one byte. Paths outside
+``/tenants/<id>`` (the system partition) are not metered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Connection
+
+from nexus.service.tenants import limits_of, quota_error
+from nexus.store import Database, TenantRepository, UsageRepository
+
+__all__ = ["QuotaLedger"]
+
+
+class QuotaLedger:
+    """Charges and refunds usage against the tenant's effective limits."""
+
+    def __init__(self, *, db: Database, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._clock = clock
+
+    def charge(self, conn: Connection, tenant_id: str | None, *, storage: int = 0,
+               files: int = 0, users: int = 0) -> None:
+        """Apply the deltas or raise ``QuotaExceededError`` (changing nothing)."""
+        if tenant_id is None or (storage == 0 and files == 0 and users == 0):
+            return
+        limits = limits_of(TenantRepository(conn).get(tenant_id))
+        usage = UsageRepository(conn)
+        charged = usage.charge(tenant_id, storage=storage, files=files, users=users,
+                               max_storage=limits.max_storage_bytes,
+                               max_files=limits.max_files, max_users=limits.max_users,
+                               now=self._clock())
+        if charged is not None:
+            return
+        current = usage.get(tenant_id)
+        if users > 0 and limits.max_users is not None \
+                and current.users + users > limits.max_users:
+            raise quota_error("users", limits.max_users, current.users, users)
+        if files > 0 and limits.max_files is not None \
+                and current.files + files > limits.max_files:
+            raise quota_error("files", limits.max_files, current.files, files)
+        assert limits.max_storage_bytes is not None
+        raise quota_error("storage", limits.max_storage_bytes, current.storage_bytes, storage)
+
+    def precheck_storage(self, tenant_id: str | None, size: int) -> None:
+        """Refuse early an upload of known size that cannot fit, before its bytes are
+        stored. Advisory only: :meth:`charge` decides."""
+        if tenant_id is None or size <= 0:
+            return
+        with self._db.read() as conn:
+            limits = limits_of(TenantRepository(conn).get(tenant_id))
+            current = UsageRepository(conn).get(tenant_id)
+        if limits.max_storage_bytes is not None \
+                and current.storage_bytes + size > limits.max_storage_bytes:
+            raise quota_error("storage", limits.max_storage_bytes, current.storage_bytes, size)
+

@@ -1,0 +1,365 @@
+"""Tenants as records: create, read, list, update; usage, billing, fleet metrics; the live
+``.tenant.json``; and :meth:`TenantService.admit`, the per-request tenant gate (state and
+rate limit) that runs before any permission check.
+
+Who may call what: the system administrator everything; a tenant's administrator (an
+``owner`` of ``/tenants/<id>``) may read its own tenant, usage and bill.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from nexus import paths
+from nexus.errors import (
+    InvalidArgumentError,
+    NexusFileExistsError,
+    NexusFileNotFoundError,
+    NexusPermissionError,
+    QuotaExceededError,
+    RateLimitedError,
+)
+from nexus.service.access import AccessGate, Action
+from nexus.store import (
+    Database,
+    FileRepository,
+    TenantRecord,
+    TenantRepository,
+    Usage,
+    UsageRepository,
+)
+from nexus.tenancy import GIB, PLANS, Limits, RateLimiter, effective_limits
+from nexus.tenancy.plans import plan_named, validate_overrides
+from nexus.types import Principal, iso_time, parse_timestamp
+
+__all__ = ["STANDARD_DIRECTORIES", "TENANT_DOCUMENT", "TenantService", "is_tenant_document",
+           "limits_of", "quota_error"]
+
+TENANT_DOCUMENT = ".tenant.json"
+STANDARD_DIRECTORIES = ("users", "shared", "uploads", "exports")
+STATUSES = ("trial", "active", "suspended", "cancelled")
+_DOCUMENT_FIELDS = {"tenant_id", "name", "plan", "status", "created_at", "trial_ends_at",
+                    "limits", "usage", "settings", "status_reason"}
+_FLUSH_EVERY = 1.0
+
+
+def quota_error(resource: str, limit: int, current: int, requested: int) -> QuotaExceededError:
+    """The error for a refused charge, naming resource, limit and current usage."""
+    shown = {"storage": f"{limit / GIB:g} GB ({limit} bytes)"}.get(resource, str(limit))
+    return QuotaExceededError(
+        f"quota exceeded: {resource} limit is {shown}, {current} in use, "
+        f"{requested} more requested", resource=resource, limit=limit, current=current,
+        requested=requested)
+
+
+def is_tenant_document(path: str) -> str | None:
+    """The tenant whose live record ``path`` is (``/tenants/<id>/.tenant.json``), or None."""
+    tenant = paths.tenant_of(path)
+    if tenant is not None and path == f"{paths.tenant_root(tenant)}/{TENANT_DOCUMENT}":
+        return tenant
+    return None
+
+
+def _storage_gb(nbytes: int) -> float:
+    return round(nbytes / GIB, 6)
+
+
+class TenantService:
+    """Tenant records, usage and the request-admission gate."""
+
+    def __init__(self, *, db: Database, gate: AccessGate, clock: Callable[[], float] = time.time,
+                 limiter: RateLimiter | None = None) -> None:
+        self._db = db
+        self._gate = gate
+        self._clock = clock
+        self._limiter = limiter or RateLimiter()
+        self._plans: dict[str, tuple[str, float]] = {}
+        self._pending_calls: dict[str, int] = {}
+        self._last_flush = 0.0
+        self._lock = threading.Lock()
+
+    # -- admission (every request of a tenant principal) -------------------------------
+
+    def admit(self, principal: Principal) -> None:
+        """Count the request and apply the tenant's rate limit (:class:`RateLimitedError`)."""
+        tenant = principal.tenant_id
+        if tenant is None or principal.is_admin:
+            return
+        plan = PLANS.get(self._cached_plan(tenant), PLANS["free"])
+        wait = self._limiter.admit(tenant, plan.rate_per_second, plan.burst)
+        if wait > 0:
+            raise RateLimitedError(f"tenant {tenant} exceeded {plan.rate_per_second:g} "
+                                   "requests per second; retry later",
+                                   retry_after=max(1, round(wait + 0.5)))
+        with self._lock:
+            self._pending_calls[tenant] = self._pending_calls.get(tenant, 0) + 1
+            due = self._clock() - self._last_flush >= _FLUSH_EVERY
+        if due:
+            self.flush_api_calls()
+
+    def flush_api_calls(self) -> None:
+        """Write buffered request counts to the usage counters."""
+        with self._lock:
+            pending, self._pending_calls = self._pending_calls, {}
+            self._last_flush = self._clock()
+        if pending:
+            with self._db.write() as conn:
+                UsageRepository(conn).add_api_calls(pending, self._clock())
+
+    def _cached_plan(self, tenant: str) -> str:
+        cached = self._plans.get(tenant)
+        now = time.monotonic()
+        if cached is None or now - cached[1] > _FLUSH_EVERY:
+            with self._db.read() as conn:
+                record = TenantRepository(conn).get(tenant)
+            cached = (record.plan if record else "free", now)
+            self._plans[tenant] = cached
+        return cached[0]
+
+    # -- records -----------------------------------------------------------------------
+
+    def create_tenant(self, principal: Principal, tenant_id: str, name: str | None = None,
+                      plan: str = "free", status: str = "active",
+                      trial_days: float | None = None, settings: dict[str, Any] | None = None,
+                      **limit_overrides: Any) -> dict[str, Any]:
+        """Register a tenant and create ``/tenants/<id>`` with its standard folders."""
+        _require_admin(principal)
+        paths.validate_tenant_id(tenant_id)
+        plan_named(plan)
+        _check_status(status)
+        overrides = validate_overrides(limit_overrides)
+        unknown = set(limit_overrides) - set(overrides)
+        if unknown:
+            raise InvalidArgumentError(f"unknown tenant options: {sorted(unknown)}")
+        now = self._clock()
+        trial_ends = None if trial_days is None else now + float(trial_days) * 86400
+        root = paths.tenant_root(tenant_id)
+        with self._db.write() as conn:
+            created = TenantRepository(conn).register(
+                tenant_id, now, name=name, plan=plan, status=status,
+                limit_overrides=overrides, settings=settings or {}, trial_ends_at=trial_ends)
+            if not created:
+                raise NexusFileExistsError(f"tenant {tenant_id!r} already exists")
+            files = FileRepository(conn)
+            files.insert_directory(paths.SYSTEM_PARTITION, paths.TENANTS_ROOT, "/", now)
+            files.insert_directory(tenant_id, root, paths.TENANTS_ROOT, now)
+            for sub in STANDARD_DIRECTORIES:
+                files.insert_directory(tenant_id, f"{root}/{sub}", root, now)
+        return self.get_tenant(principal, tenant_id)
+
+    def get_tenant(self, principal: Principal, tenant_id: str) -> dict[str, Any]:
+        """The tenant's record in the guide's ``.tenant.json`` shape, with live usage."""
+        self._require_tenant_admin(principal, tenant_id)
+        with self._db.read() as conn:
+            record = TenantRepository(conn).get(tenant_id)
+            usage = UsageRepository(conn).get(tenant_id)
+        if record is None:
+            raise NexusFileNotFoundError(f"no tenant {tenant_id!r}")
+        return _document(record, usage)
+
+    def list_tenants(self, principal: Principal, plan: str | None = None,
+                     status: str | None = None, limit: int = 100,
+                     cursor: str | None = None) -> dict[str, Any]:
+        """A page of tenants: ``{"tenants": [...], "next_cursor": str | None}``."""
+        _require_admin(principal)
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidArgumentError("limit must be between 1 and 1000")
+        with self._db.read() as conn:
+            records = TenantRepository(conn).list(plan=plan, status=status, after=cursor,
+                                                  limit=limit)
+            usage = UsageRepository(conn)
+            docs = [_document(r, usage.get(r.tenant_id)) for r in records]
+        next_cursor = records[-1].tenant_id if len(records) == limit else None
+        return {"tenants": docs, "next_cursor": next_cursor}
+
+    def update_tenant(self, principal: Principal, tenant_id: str, name: str | None = None,
+                      plan: str | None = None, status: str | None = None,
+                      limits: dict[str, Any] | None = None,
+                      settings: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+                      trial_ends_at: Any = None, status_reason: str | None = None
+                      ) -> dict[str, Any]:
+        """Change a tenant's record; a new plan or limits apply from the next operation."""
+        _require_admin(principal)
+        values: dict[str, Any] = {}
+        if name is not None:
+            values["name"] = str(name)
+        if plan is not None:
+            values["plan"] = plan_named(plan).name
+        if status is not None:
+            values["status"] = _check_status(status)
+            values["status_reason"] = status_reason
+        if limits is not None:
+            values["limit_overrides"] = validate_overrides(limits)
+        if settings is not None:
+            values["settings"] = dict(settings)
+        if extra is not None:
+            values["extra"] = dict(extra)
+        if trial_ends_at is not None:
+            values["trial_ends_at"] = parse_timestamp(trial_ends_at)
+        values["updated_at"] = self._clock()
+        with self._db.write() as conn:
+            if not TenantRepository(conn).update(tenant_id, **values):
+                raise NexusFileNotFoundError(f"no tenant {tenant_id!r}")
+        self._plans.pop(tenant_id, None)
+        return self.get_tenant(principal, tenant_id)
+
+    # -- the live .tenant.json ---------------------------------------------------------
+
+    def read_document(self, tenant_id: str) -> bytes:
+        """``.tenant.json`` as the guide reads it (callers have passed the gate)."""
+        with self._db.read() as conn:
+            record = TenantRepository(conn).get(tenant_id)
+            usage = UsageRepository(conn).get(tenant_id)
+        if record is None:
+            raise NexusFileNotFoundError(f"no tenant {tenant_id!r}")
+        return json.dumps(_document(record, usage), indent=2).encode()
+
+    def write_document(self, principal: Principal, tenant_id: str, data: bytes) -> None:
+        """Apply a written ``.tenant.json``: name, plan, limits, status, settings and extra
+        fields change; ``usage`` is ignored because the server counts it."""
+        if not principal.is_admin:
+            raise NexusPermissionError(
+                f"permission denied: only the system administrator writes "
+                f"/tenants/{tenant_id}/{TENANT_DOCUMENT}")
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidArgumentError(f"{TENANT_DOCUMENT} must be a JSON object") from None
+        if not isinstance(doc, dict):
+            raise InvalidArgumentError(f"{TENANT_DOCUMENT} must be a JSON object")
+        limits = doc.get("limits")
+        self.update_tenant(
+            principal, tenant_id, name=doc.get("name"), plan=doc.get("plan"),
+            status=doc.get("status"), status_reason=doc.get("status_reason"),
+            limits=limits if isinstance(limits, dict) else None,
+            settings=doc.get("settings") if isinstance(doc.get("settings"), dict) else None,
+            trial_ends_at=doc.get("trial_ends_at"),
+            extra={k: v for k, v in doc.items() if k not in _DOCUMENT_FIELDS})
+
+    # -- usage, billing, fleet ---------------------------------------------------------
+
+    def get_usage(self, principal: Principal, tenant_id: str) -> dict[str, Any]:
+        """Usage, limits, utilisation (%) and warnings at or above 80%."""
+        doc = self.get_tenant(principal, tenant_id)
+        usage, limits = doc["usage"], doc["limits"]
+        utilization: dict[str, float] = {}
+        for resource in ("users", "storage_gb", "files"):
+            limit = limits.get(f"max_{resource}")
+            current = usage.get(resource, 0)
+            utilization[resource] = 0.0 if not limit else round(current / limit * 100, 2)
+        warnings = [f"{name.replace('_gb', '').capitalize()} at {pct:.0f}% of limit"
+                    for name, pct in utilization.items() if pct >= 80]
+        return {"tenant_id": tenant_id, "usage": usage, "limits": limits,
+                "utilization": utilization, "warnings": warnings}
+
+    def billing_preview(self, principal: Principal, tenant_id: str,
+                        month: str | None = None) -> dict[str, Any]:
+        """The month's bill so far: plan price plus overage on peak users and storage.
+
+        Rule: overage is charged on the *peak* of the month (the highest user count and
+        stored gigabytes any day of the month reached) above the plan's limits, at the
+        plan's rates ($10 per user, $0.50 per GB on the default price list).
+        """
+        doc = self.get_tenant(principal, tenant_id)
+        month = month or datetime.now(UTC).strftime("%Y-%m")
+        if not isinstance(month, str) or len(month) != 7 or month[4] != "-":
+            raise InvalidArgumentError("month must look like YYYY-MM")
+        plan = plan_named(doc["plan"])
+        with self._db.read() as conn:
+            record = TenantRepository(conn).get(tenant_id)
+            peaks = UsageRepository(conn).month(tenant_id, month)
+            current = UsageRepository(conn).get(tenant_id)
+        assert record is not None
+        limits = effective_limits(record.plan, record.limit_overrides)
+        peak_users = max(peaks["users_peak"], current.users)
+        peak_bytes = max(peaks["storage_peak_bytes"], current.storage_bytes)
+        lines = []
+        if limits.max_users is not None and peak_users > limits.max_users:
+            extra = peak_users - limits.max_users
+            lines.append({"item": "extra users", "quantity": extra,
+                          "unit_price": plan.overage_per_user,
+                          "amount": round(extra * plan.overage_per_user, 2)})
+        if limits.max_storage_bytes is not None and peak_bytes > limits.max_storage_bytes:
+            extra_gb = (peak_bytes - limits.max_storage_bytes) / GIB
+            lines.append({"item": "extra storage (GB)", "quantity": round(extra_gb, 3),
+                          "unit_price": plan.overage_per_gb,
+                          "amount": round(extra_gb * plan.overage_per_gb, 2)})
+        total = round(plan.price_monthly + sum(line["amount"] for line in lines), 2)
+        return {"tenant_id": tenant_id, "month": month, "plan": plan.name, "currency": "USD",
+                "base": plan.price_monthly, "overage": lines, "total": total,
+                "metered": {"peak_users": peak_users, "peak_storage_gb": _storage_gb(peak_bytes),
+                            "api_calls": peaks["api_calls"]},
+                "rule": "plan price + overage on the month's peak users and storage"}
+
+    def tenant_health_metrics(self, principal: Principal) -> dict[str, Any]:
+        """Fleet totals by aggregate queries (never by reading every tenant)."""
+        _require_admin(principal)
+        with self._db.read() as conn:
+            tenants = TenantRepository(conn)
+            by_plan, by_status = tenants.count_by("plan"), tenants.count_by("status")
+            totals = UsageRepository(conn).totals()
+        count = sum(by_plan.values())
+        storage_gb = _storage_gb(totals["storage_bytes"])
+        return {"total_tenants": count, "by_plan": by_plan, "by_status": by_status,
+                "total_users": totals["users"], "total_storage_gb": storage_gb,
+                "avg_users_per_tenant": totals["users"] / count if count else 0,
+                "avg_storage_per_tenant": storage_gb / count if count else 0}
+
+    # -- rules -------------------------------------------------------------------------
+
+    def is_tenant_admin(self, principal: Principal, tenant_id: str) -> bool:
+        """System administrator, or an ``owner`` of ``/tenants/<tenant_id>`` in that tenant."""
+        if principal.is_admin:
+            return True
+        return principal.tenant_id == tenant_id and self._gate.allowed(
+            principal, Action.OWN, paths.tenant_root(tenant_id))
+
+    def _require_tenant_admin(self, principal: Principal, tenant_id: str) -> None:
+        paths.validate_tenant_id(tenant_id)
+        if not self.is_tenant_admin(principal, tenant_id):
+            raise NexusPermissionError(f"permission denied: not an administrator of "
+                                       f"tenant {tenant_id}")
+
+
+def limits_of(record: TenantRecord | None) -> Limits:
+    """Effective limits of a stored tenant (free-plan limits if it is unknown)."""
+    if record is None:
+        return effective_limits("free", {})
+    return effective_limits(record.plan, record.limit_overrides)
+
+
+def _document(record: TenantRecord, usage: Usage) -> dict[str, Any]:
+    limits = limits_of(record).as_document()
+    limits["features"] = list(plan_named(record.plan).features)
+    doc: dict[str, Any] = {
+        "tenant_id": record.tenant_id, "name": record.name, "plan": record.plan,
+        "status": record.status, "created_at": iso_time(record.created_at),
+        "trial_ends_at": iso_time(record.trial_ends_at) if record.trial_ends_at else None,
+        "limits": limits,
+        "usage": {"users": usage.users, "storage_gb": _storage_gb(usage.storage_bytes),
+                  "storage_bytes": usage.storage_bytes, "files": usage.files,
+                  "api_calls": usage.api_calls},
+        "settings": record.settings,
+    }
+    if record.status_reason:
+        doc["status_reason"] = record.status_reason
+    for key, value in record.extra.items():
+        doc.setdefault(key, value)
+    return doc
+
+
+def _check_status(status: str) -> str:
+    if status not in STATUSES:
+        raise InvalidArgumentError(f"status must be one of {list(STATUSES)}, not {status!r}")
+    return status
+
+
+def _require_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise NexusPermissionError("permission denied: only the system administrator "
+                                   "manages tenants")
