@@ -145,6 +145,13 @@ class BlobStore(ABC):
         """Copy one blob between tenants (or stores), streaming it."""
         return self.put(dst_tenant, source.open(src_tenant, digest))
 
+    def delete_namespace(self, tenant_id: str) -> int:
+        """Remove every blob of a tenant (tenant deletion); returns how many."""
+        digests = [digest for digest, _ in self.digests(tenant_id)]
+        for digest in digests:
+            self.delete(tenant_id, digest)
+        return len(digests)
+
     def namespaces(self) -> list[str]:
         """Every tenant (partition) that has blobs in this store."""
         return sorted(self._iter_namespaces())

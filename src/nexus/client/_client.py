@@ -215,6 +215,49 @@ class NexusClient:
         """Fleet totals: tenants by plan and status, users, storage, averages."""
         return self._call_rpc("tenant_health_metrics", {})
 
+    def suspend_tenant(self, tenant_id: str, reason: str = "suspended by the operator"
+                       ) -> dict[str, Any]:
+        """Refuse every key of the tenant from its next request (data and grants stay)."""
+        return self._call_rpc("suspend_tenant", {"tenant_id": tenant_id, "reason": reason})
+
+    def reactivate_tenant(self, tenant_id: str) -> dict[str, Any]:
+        """Restore a suspended tenant's access exactly as it was."""
+        return self._call_rpc("reactivate_tenant", {"tenant_id": tenant_id})
+
+    def upgrade_tenant(self, tenant_id: str, plan: str) -> dict[str, Any]:
+        """Change the tenant's plan; new limits apply at once."""
+        return self._call_rpc("upgrade_tenant", {"tenant_id": tenant_id, "plan": plan})
+
+    def cancel_tenant(self, tenant_id: str, reason: str = "cancelled") -> dict[str, Any]:
+        """Refuse the tenant's keys for good (then ``delete_tenant``)."""
+        return self._call_rpc("cancel_tenant", {"tenant_id": tenant_id, "reason": reason})
+
+    def delete_tenant(self, tenant_id: str, confirm: bool = False) -> dict[str, Any]:
+        """Delete a tenant and everything it has; refuses (saying what would go) unless
+        ``confirm=True``."""
+        return self._call_rpc("delete_tenant", {"tenant_id": tenant_id, "confirm": confirm})
+
+    # -- cross-tenant shares -----------------------------------------------------------
+
+    def create_share(self, path: str, target_tenant_id: str, permission: str = "can_read",
+                     expires_in_days: float | None = None,
+                     expires_at: Any = None) -> dict[str, Any]:
+        """Let every member of ``target_tenant_id`` read (or write) ``path`` until the
+        share expires or is revoked; returns the share with its ``share_id``."""
+        return self._call_rpc("create_share", {
+            "path": path, "target_tenant_id": target_tenant_id, "permission": permission,
+            "expires_in_days": expires_in_days, "expires_at": expires_at})
+
+    def list_shares(self, tenant_id: str, direction: str = "outgoing",
+                    include_expired: bool = False) -> list[dict[str, Any]]:
+        """Shares out of (``outgoing``) or into (``incoming``) a tenant."""
+        return self._call_rpc("list_shares", {"tenant_id": tenant_id, "direction": direction,
+                                              "include_expired": include_expired})
+
+    def revoke_share(self, share_id: str) -> dict[str, Any]:
+        """End a share; its next use is refused."""
+        return self._call_rpc("revoke_share", {"share_id": share_id})
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:

@@ -65,6 +65,14 @@ _TABLE = [
     RpcMethod("get_usage", "tenants.get_usage"),
     RpcMethod("billing_preview", "tenants.billing_preview"),
     RpcMethod("tenant_health_metrics", "tenants.tenant_health_metrics"),
+    RpcMethod("suspend_tenant", "tenants.suspend_tenant"),
+    RpcMethod("reactivate_tenant", "tenants.reactivate_tenant"),
+    RpcMethod("upgrade_tenant", "tenants.upgrade_tenant"),
+    RpcMethod("cancel_tenant", "tenants.cancel_tenant"),
+    RpcMethod("delete_tenant", "files.delete_tenant"),
+    RpcMethod("create_share", "shares.create_share"),
+    RpcMethod("list_shares", "shares.list_shares"),
+    RpcMethod("revoke_share", "shares.revoke_share"),
 ]
 METHODS = MappingProxyType({m.name: m for m in _TABLE})
 

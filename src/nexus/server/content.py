@@ -38,6 +38,7 @@ def _path(request: Request) -> str:
 def _open(service: NexusService, api_key: str | None, path: str, range_header: str | None,
           offset: int, length: int | None) -> tuple[dict[str, Any], Iterator[bytes], tuple | None]:
     principal = service.keys.authenticate(api_key)
+    service.admit(principal)
     if range_header is None:
         stream = service.files.open_read(principal, path, offset=offset, length=length)
         return to_plain(stream.info), stream.chunks, None
@@ -98,6 +99,7 @@ async def download(request: Request) -> Response:
 def _write(service: NexusService, api_key: str | None, path: str, chunks: Iterator[bytes],
            if_match: str | None, if_none_match: bool, append: bool) -> Any:
     principal = service.keys.authenticate(api_key)  # before a single byte is stored
+    service.admit(principal)
     if append:
         return to_plain(service.files.append(principal, path, chunks))
     return to_plain(service.files.write(principal, path, chunks, if_match=if_match,

@@ -11,6 +11,8 @@ from nexus.service.maintenance import FsckReport, GcReport, Maintenance
 from nexus.service.permissions import CheckCache, PermissionEngine, RevisionTracker
 from nexus.service.quotas import QuotaLedger
 from nexus.service.rebac import RebacService
+from nexus.service.shares import ShareService
+from nexus.service.tenant_state import TenantStates
 from nexus.service.tenants import TenantService
 from nexus.settings import Settings
 from nexus.store import Database
@@ -27,6 +29,7 @@ __all__ = [
     "NexusService",
     "QuotaLedger",
     "RebacService",
+    "ShareService",
     "ReadStream",
     "TenantService",
     "bootstrap",
@@ -42,6 +45,7 @@ class NexusService:
     files: FileService
     keys: KeyService
     rebac: RebacService
+    shares: ShareService
     tenants: TenantService
     permissions: PermissionEngine
     maintenance: Maintenance
@@ -69,18 +73,20 @@ def bootstrap(settings: Settings) -> NexusService:
     db.migrate()
     blobs = blob_store_from_url(settings.blob_url or str(settings.data_dir / "blobs"))
     revisions = RevisionTracker(db)
-    engine = PermissionEngine(db=db, revisions=revisions, cache=CheckCache())
+    states = TenantStates(db)
+    engine = PermissionEngine(db=db, revisions=revisions, cache=CheckCache(), states=states)
     gate = AccessGate(engine)
-    tenants = TenantService(db=db, gate=gate)
+    tenants = TenantService(db=db, gate=gate, states=states)
     quotas = QuotaLedger(db=db)
     secret = load_or_create_secret(settings.data_dir, settings.secret)
     return NexusService(
         settings=settings,
         db=db,
         files=FileService(db=db, blobs=blobs, gate=gate, revisions=revisions, quotas=quotas,
-                          tenants=tenants),
+                          tenants=tenants, states=states),
         keys=KeyService(db=db, deployment_secret=secret, quotas=quotas, tenants=tenants),
         rebac=RebacService(db=db, engine=engine, revisions=revisions),
+        shares=ShareService(db=db, gate=gate, tenants=tenants, revisions=revisions),
         tenants=tenants,
         permissions=engine,
         maintenance=Maintenance(db=db, blobs=blobs),

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -29,11 +29,13 @@ from nexus.errors import (
     NexusFileNotFoundError,
     NexusIsADirectoryError,
     NexusNotADirectoryError,
+    NexusPermissionError,
 )
 from nexus.service.access import AccessGate, Action
 from nexus.service.listing import Lister, file_info
 from nexus.service.permissions import RevisionTracker
 from nexus.service.quotas import QuotaLedger
+from nexus.service.tenant_state import TenantStates
 from nexus.service.tenants import TENANT_DOCUMENT, TenantService, is_tenant_document
 from nexus.store import (
     Database,
@@ -44,6 +46,7 @@ from nexus.store import (
     WriteConflict,
 )
 from nexus.store.keys import KeyRepository
+from nexus.store.shares import ShareRepository
 from nexus.store.tuples import TupleRepository
 from nexus.types import FileInfo, Page, Principal, iso_time
 
@@ -67,7 +70,8 @@ class FileService:
 
     def __init__(self, *, db: Database, blobs: BlobStore, gate: AccessGate,
                  revisions: RevisionTracker, quotas: QuotaLedger, tenants: TenantService,
-                 clock: Callable[[], float] = time.time) -> None:
+                 states: TenantStates, clock: Callable[[], float] = time.time) -> None:
+        self._states = states
         self._db = db
         self._blobs = blobs
         self._gate = gate
@@ -417,18 +421,63 @@ class FileService:
         return {tenant: tuples.bump_revision(tenant)}
 
     def _drop_tenant(self, conn: Connection, tenant: str) -> int:
-        """Remove a tenant's files, tuples and registration (``rmdir /tenants/<id>``)."""
+        """Remove a tenant's files, tuples (its own and its shares in other tenants'
+        stores), keys, users, counters and registration (``rmdir /tenants/<id>``)."""
+        tuples = TupleRepository(conn)
+        shares = ShareRepository(conn)
+        for share in shares.incoming(tenant):
+            tuples.delete(share.source_tenant, share.tuple_id)
+            self._revisions.advanced(share.source_tenant,
+                                     tuples.bump_revision(share.source_tenant))
+        shares.delete_tenant(tenant)
         FileRepository(conn).delete_partition(tenant)
         TenantRepository(conn).remove(tenant)
         KeyRepository(conn).delete_tenant(tenant)
         UsageRepository(conn).delete(tenant)
-        tuples = TupleRepository(conn)
         tuples.delete_partition(tenant)
         return tuples.bump_revision(tenant)
 
     def _advance(self, bumps: dict[str, int]) -> None:
         for tenant, revision in bumps.items():
             self._revisions.advanced(tenant, revision)
+            with self._db.read() as conn:
+                gone = not TenantRepository(conn).exists(tenant)
+            if gone:
+                # The tenant was deleted: its content goes too (after the commit, so a
+                # crash leaves only unreferenced blobs, which gc also removes).
+                self._states.forget(tenant)
+                self._blobs.delete_namespace(tenant)
+
+    def delete_tenant(self, principal: Principal, tenant_id: str,
+                      confirm: bool = False) -> dict[str, Any]:
+        """Delete a tenant for good: files, content, grants in and out, keys, users and
+        counters. Without ``confirm=True`` it changes nothing and says what would go."""
+        if not principal.is_admin:
+            raise NexusPermissionError("permission denied: only the system administrator "
+                                       "deletes tenants")
+        root = paths.tenant_root(tenant_id)
+        with self._db.read() as conn:
+            if not TenantRepository(conn).exists(tenant_id):
+                raise NexusFileNotFoundError(f"no tenant {tenant_id!r}")
+            usage = UsageRepository(conn).get(tenant_id)
+            grants = len(TupleRepository(conn).list(tenant_id, now=self._clock(),
+                                                    include_expired=True, limit=100_000))
+        summary = {"tenant_id": tenant_id, "files": usage.files,
+                   "storage_bytes": usage.storage_bytes, "users": usage.users,
+                   "grants": grants}
+        if confirm is not True:
+            raise ConflictError(
+                f"deleting tenant {tenant_id} would remove {usage.files} files "
+                f"({usage.storage_bytes} bytes), {usage.users} users with their keys and "
+                f"{grants} grants; call again with confirm=True", **summary)
+        with self._db.read() as conn:
+            has_root = FileRepository(conn).get(tenant_id, root) is not None
+        if has_root:
+            self.rmdir(principal, root, recursive=True)
+        else:
+            self._advance(self._transaction(
+                lambda conn: {tenant_id: self._drop_tenant(conn, tenant_id)}))
+        return {**summary, "deleted": True}
 
     def _get(self, repo: FileRepository, path: str) -> FileRecord | None:
         if path == "/":

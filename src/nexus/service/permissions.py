@@ -38,8 +38,10 @@ from nexus.authz import (
 )
 from nexus.authz.schema import WILDCARD
 from nexus.errors import NexusError
+from nexus.service.tenant_state import TenantStates
 from nexus.store import Database, FileRepository
 from nexus.store.tuples import TupleRepository
+from nexus.tenancy.lifecycle import BLOCKED
 from nexus.types import Principal
 
 __all__ = ["CheckCache", "PermissionEngine", "RevisionTracker", "SqlTupleReader", "subject_for"]
@@ -186,10 +188,11 @@ class PermissionEngine:
     """Answers "may this principal have relation R on these paths?" for non-admins."""
 
     def __init__(self, *, db: Database, revisions: RevisionTracker, cache: CheckCache,
-                 clock: Callable[[], float] = time.time) -> None:
+                 states: TenantStates, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._revisions = revisions
         self._cache = cache
+        self._states = states
         self._clock = clock
 
     def model_for(self, tenant_id: str) -> AuthzModel:
@@ -207,6 +210,11 @@ class PermissionEngine:
         tenant = paths.tenant_of(object_ids[0])
         if tenant is None or principal.tenant_id is None:
             return [False] * len(object_ids)
+        if principal.tenant_id != tenant:
+            # A share out of a suspended (or vanished) tenant stops resolving.
+            state = self._states.get(tenant)
+            if state is None or state.status in BLOCKED:
+                return [False] * len(object_ids)
         subject = subject_for(principal, tenant)
         revision = self._revisions.current(tenant)
         now = self._clock()

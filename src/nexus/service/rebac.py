@@ -24,6 +24,7 @@ from nexus import paths
 from nexus.authz import RelationTuple
 from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
 from nexus.service.permissions import FILE, PermissionEngine, RevisionTracker, SqlTupleReader
+from nexus.service.shares import record_share
 from nexus.store import Database, TenantRepository
 from nexus.store.tuples import StoredTuple, TupleRepository
 from nexus.types import Principal, parse_timestamp
@@ -67,6 +68,15 @@ def parse_subject(value: Any) -> Ref:
     return type_, id_, relation
 
 
+def _foreign_tenant(subject: Ref, tenant: str) -> str | None:
+    """The other tenant a subject belongs to, if it is not ``tenant``'s own."""
+    if subject[0] == "tenant" and subject[1] != tenant:
+        return subject[1]
+    if "/" in subject[1]:
+        return subject[1].split("/", 1)[0]
+    return None
+
+
 def _public_id(stored: StoredTuple) -> str:
     return f"{stored.tenant_id}:{stored.tuple_id}"
 
@@ -106,10 +116,16 @@ class RebacService:
             raise InvalidArgumentError("expires_at is in the past")
         candidate = RelationTuple(obj[0], obj[1], relation, subj[0], subj[1], subj[2], expiry)
         self._engine.model_for(tenant).validate_tuple(obj[0], relation, subj[0], subj[1], subj[2])
+        foreign = _foreign_tenant(subj, tenant)
         with self._db.write() as conn:
             TenantRepository(conn).register(tenant, now)
             repo = TupleRepository(conn)
             stored = repo.write(tenant, candidate, now=now, created_by=principal.user_id)
+            if foreign is not None and obj[0] == FILE:
+                # An administrator's grant to another tenant is a share: listed, revocable.
+                record_share(conn, source=tenant, target=foreign, path=obj[1],
+                             permission=relation, tuple_id=stored.tuple_id, now=now,
+                             expires_at=expiry, created_by=principal.user_id)
             revision = repo.bump_revision(tenant)
         self._revisions.advanced(tenant, revision)
         return _public_id(stored)
@@ -247,12 +263,12 @@ class RebacService:
             if tenant is None:
                 raise InvalidArgumentError(
                     f"{obj[1]} is outside /tenants/<id>: permissions apply to tenant paths")
-            if tenant_id is not None and tenant_id != tenant:
-                if not principal.is_admin:
-                    raise NexusPermissionError(f"permission denied: {obj[1]} is not in "
-                                               f"tenant {tenant_id}")
-                raise InvalidArgumentError(f"{obj[1]} belongs to tenant {tenant!r}, "
-                                           f"not {tenant_id!r}")
+            # A tuple lives with its object. For the system administrator a disagreeing
+            # tenant_id is only a hint (the guide's Step 4 passes the sharing tenant);
+            # anyone else is refused.
+            if tenant_id is not None and tenant_id != tenant and not principal.is_admin:
+                raise NexusPermissionError(f"permission denied: {obj[1]} is not in "
+                                           f"tenant {tenant_id}")
         else:
             tenant = self._caller_tenant(principal, tenant_id)
         if not principal.is_admin and principal.tenant_id != tenant:
@@ -281,8 +297,7 @@ class RebacService:
                 "permissions", path=target, permission="owner")
 
     def _check_subject(self, principal: Principal, tenant: str, subj: Ref) -> None:
-        foreign = ("/" in subj[1]) or (subj[0] == "tenant" and subj[1] != tenant)
-        if foreign and not principal.is_admin:
+        if _foreign_tenant(subj, tenant) is not None and not principal.is_admin:
             raise NexusPermissionError(
                 "permission denied: only the system administrator may grant to another "
                 "tenant's users")

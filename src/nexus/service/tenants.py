@@ -23,8 +23,10 @@ from nexus.errors import (
     NexusPermissionError,
     QuotaExceededError,
     RateLimitedError,
+    TenantSuspendedError,
 )
 from nexus.service.access import AccessGate, Action
+from nexus.service.tenant_state import TenantStates
 from nexus.store import (
     Database,
     FileRepository,
@@ -34,6 +36,7 @@ from nexus.store import (
     UsageRepository,
 )
 from nexus.tenancy import GIB, PLANS, Limits, RateLimiter, effective_limits
+from nexus.tenancy.lifecycle import BLOCKED, STATUSES, check_transition
 from nexus.tenancy.plans import plan_named, validate_overrides
 from nexus.types import Principal, iso_time, parse_timestamp
 
@@ -42,7 +45,6 @@ __all__ = ["STANDARD_DIRECTORIES", "TENANT_DOCUMENT", "TenantService", "is_tenan
 
 TENANT_DOCUMENT = ".tenant.json"
 STANDARD_DIRECTORIES = ("users", "shared", "uploads", "exports")
-STATUSES = ("trial", "active", "suspended", "cancelled")
 _DOCUMENT_FIELDS = {"tenant_id", "name", "plan", "status", "created_at", "trial_ends_at",
                     "limits", "usage", "settings", "status_reason"}
 _FLUSH_EVERY = 1.0
@@ -72,13 +74,14 @@ def _storage_gb(nbytes: int) -> float:
 class TenantService:
     """Tenant records, usage and the request-admission gate."""
 
-    def __init__(self, *, db: Database, gate: AccessGate, clock: Callable[[], float] = time.time,
+    def __init__(self, *, db: Database, gate: AccessGate, states: TenantStates,
+                 clock: Callable[[], float] = time.time,
                  limiter: RateLimiter | None = None) -> None:
         self._db = db
         self._gate = gate
+        self._states = states
         self._clock = clock
         self._limiter = limiter or RateLimiter()
-        self._plans: dict[str, tuple[str, float]] = {}
         self._pending_calls: dict[str, int] = {}
         self._last_flush = 0.0
         self._lock = threading.Lock()
@@ -86,11 +89,25 @@ class TenantService:
     # -- admission (every request of a tenant principal) -------------------------------
 
     def admit(self, principal: Principal) -> None:
-        """Count the request and apply the tenant's rate limit (:class:`RateLimitedError`)."""
+        """Refuse keys of a suspended, cancelled or expired-trial tenant
+        (:class:`TenantSuspendedError`), apply the tenant's rate limit
+        (:class:`RateLimitedError`) and count the request."""
         tenant = principal.tenant_id
         if tenant is None or principal.is_admin:
             return
-        plan = PLANS.get(self._cached_plan(tenant), PLANS["free"])
+        state = self._states.get(tenant)
+        if state is None:
+            raise TenantSuspendedError(f"tenant {tenant} does not exist (any more)",
+                                       tenant_id=tenant)
+        if state.status == "trial" and state.trial_ends_at is not None \
+                and state.trial_ends_at <= self._clock():
+            self._end_trial(tenant)
+            state = self._states.get(tenant) or state
+        if state.status in BLOCKED:
+            reason = f": {state.status_reason}" if state.status_reason else ""
+            raise TenantSuspendedError(f"tenant {tenant} is {state.status}{reason}",
+                                       tenant_id=tenant, status=state.status)
+        plan = PLANS.get(state.plan, PLANS["free"])
         wait = self._limiter.admit(tenant, plan.rate_per_second, plan.burst)
         if wait > 0:
             raise RateLimitedError(f"tenant {tenant} exceeded {plan.rate_per_second:g} "
@@ -111,15 +128,15 @@ class TenantService:
             with self._db.write() as conn:
                 UsageRepository(conn).add_api_calls(pending, self._clock())
 
-    def _cached_plan(self, tenant: str) -> str:
-        cached = self._plans.get(tenant)
-        now = time.monotonic()
-        if cached is None or now - cached[1] > _FLUSH_EVERY:
-            with self._db.read() as conn:
-                record = TenantRepository(conn).get(tenant)
-            cached = (record.plan if record else "free", now)
-            self._plans[tenant] = cached
-        return cached[0]
+    def _end_trial(self, tenant: str) -> None:
+        # Checked lazily on the tenant's next request; the record tells why.
+        with self._db.write() as conn:
+            repo = TenantRepository(conn)
+            record = repo.get(tenant, for_update=True)
+            if record is not None and record.status == "trial":
+                repo.update(tenant, status="suspended", status_reason="trial ended",
+                            updated_at=self._clock())
+        self._states.forget(tenant)
 
     # -- records -----------------------------------------------------------------------
 
@@ -191,8 +208,7 @@ class TenantService:
         if plan is not None:
             values["plan"] = plan_named(plan).name
         if status is not None:
-            values["status"] = _check_status(status)
-            values["status_reason"] = status_reason
+            _check_status(status)
         if limits is not None:
             values["limit_overrides"] = validate_overrides(limits)
         if settings is not None:
@@ -203,10 +219,41 @@ class TenantService:
             values["trial_ends_at"] = parse_timestamp(trial_ends_at)
         values["updated_at"] = self._clock()
         with self._db.write() as conn:
-            if not TenantRepository(conn).update(tenant_id, **values):
+            repo = TenantRepository(conn)
+            record = repo.get(tenant_id, for_update=True)
+            if record is None:
                 raise NexusFileNotFoundError(f"no tenant {tenant_id!r}")
-        self._plans.pop(tenant_id, None)
+            if status is not None and status != record.status:
+                values["status"] = check_transition(record.status, status)
+                values["status_reason"] = status_reason
+            repo.update(tenant_id, **values)
+        self._states.forget(tenant_id)
         return self.get_tenant(principal, tenant_id)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def suspend_tenant(self, principal: Principal, tenant_id: str,
+                       reason: str = "suspended by the operator") -> dict[str, Any]:
+        """Refuse every key of the tenant from its next request; keep data, grants, keys."""
+        return self.update_tenant(principal, tenant_id, status="suspended",
+                                  status_reason=str(reason))
+
+    def reactivate_tenant(self, principal: Principal, tenant_id: str) -> dict[str, Any]:
+        """Restore a suspended tenant's access exactly as it was (nothing is re-granted)."""
+        return self.update_tenant(principal, tenant_id, status="active")
+
+    def upgrade_tenant(self, principal: Principal, tenant_id: str, plan: str) -> dict[str, Any]:
+        """Move the tenant to ``plan``; the new limits apply to its next operation. A
+        trial tenant becomes active."""
+        current = self.get_tenant(principal, tenant_id)
+        status = "active" if current["status"] == "trial" else None
+        return self.update_tenant(principal, tenant_id, plan=plan, status=status)
+
+    def cancel_tenant(self, principal: Principal, tenant_id: str,
+                      reason: str = "cancelled") -> dict[str, Any]:
+        """Refuse the tenant's keys for good; the next step is ``delete_tenant``."""
+        return self.update_tenant(principal, tenant_id, status="cancelled",
+                                  status_reason=str(reason))
 
     # -- the live .tenant.json ---------------------------------------------------------
 
@@ -235,7 +282,8 @@ class TenantService:
         limits = doc.get("limits")
         self.update_tenant(
             principal, tenant_id, name=doc.get("name"), plan=doc.get("plan"),
-            status=doc.get("status"), status_reason=doc.get("status_reason"),
+            status=doc.get("status"),
+            status_reason=doc.get("status_reason") or doc.get("suspension_reason"),
             limits=limits if isinstance(limits, dict) else None,
             settings=doc.get("settings") if isinstance(doc.get("settings"), dict) else None,
             trial_ends_at=doc.get("trial_ends_at"),
@@ -357,6 +405,7 @@ def _check_status(status: str) -> str:
     if status not in STATUSES:
         raise InvalidArgumentError(f"status must be one of {list(STATUSES)}, not {status!r}")
     return status
+
 
 
 def _require_admin(principal: Principal) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["api_keys", "authz_models", "authz_revisions", "files", "metadata", "rebac_tuples",
-           "tenant_usage", "tenants", "usage_daily", "users"]
+           "shares", "tenant_usage", "tenants", "usage_daily", "users"]
 
 metadata = MetaData()
 
@@ -159,3 +159,22 @@ api_keys = Table(
     Column("last_used_at", Float, nullable=True),
 )
 Index("ix_api_keys_tenant_user", api_keys.c.tenant_id, api_keys.c.user_id)
+
+#: Cross-tenant shares: a grant to another tenant's members on a path of the source
+#: tenant, with the tuple that carries it. Kept on both sides' indexes so that listing
+#: and tenant deletion find them from either end.
+shares = Table(
+    "shares",
+    metadata,
+    Column("source_tenant", String(63), primary_key=True),
+    Column("share_id", String(32), primary_key=True),
+    Column("target_tenant", String(63), nullable=False),
+    Column("path", PathText, nullable=False),
+    Column("permission", String(64), nullable=False),
+    Column("tuple_id", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Column("created_by", String(255), nullable=True),
+)
+Index("ix_shares_target", shares.c.target_tenant, shares.c.source_tenant)

@@ -1,0 +1,71 @@
+"""Share records (the grants they stand for live in ``rebac_tuples``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, or_, select, update
+
+from nexus.store.schema import shares
+
+__all__ = ["ShareRecord", "ShareRepository"]
+
+_S = shares.c
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRecord:
+    """One share from ``source_tenant`` to ``target_tenant``'s members."""
+
+    source_tenant: str
+    share_id: str
+    target_tenant: str
+    path: str
+    permission: str
+    tuple_id: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    created_by: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def _record(row: Any) -> ShareRecord:
+    return ShareRecord(row.source_tenant, row.share_id, row.target_tenant, row.path,
+                       row.permission, row.tuple_id, row.created_at, row.expires_at,
+                       row.revoked_at, row.created_by)
+
+
+class ShareRepository:
+    """SQL access to ``shares`` on one connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def insert(self, record: ShareRecord) -> None:
+        self.conn.execute(shares.insert().values(**record.to_dict()))
+
+    def get(self, source_tenant: str, share_id: str) -> ShareRecord | None:
+        row = self.conn.execute(select(shares).where(
+            _S.source_tenant == source_tenant, _S.share_id == share_id)).first()
+        return _record(row) if row else None
+
+    def outgoing(self, source_tenant: str) -> list[ShareRecord]:
+        query = select(shares).where(_S.source_tenant == source_tenant)
+        return [_record(r) for r in self.conn.execute(query.order_by(_S.created_at))]
+
+    def incoming(self, target_tenant: str) -> list[ShareRecord]:
+        query = select(shares).where(_S.target_tenant == target_tenant)
+        return [_record(r) for r in self.conn.execute(query.order_by(_S.created_at))]
+
+    def revoke(self, source_tenant: str, share_id: str, now: float) -> None:
+        self.conn.execute(update(shares).where(
+            _S.source_tenant == source_tenant, _S.share_id == share_id).values(revoked_at=now))
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        """Every share from or to a tenant (tenant deletion)."""
+        self.conn.execute(delete(shares).where(
+            or_(_S.source_tenant == tenant_id, _S.target_tenant == tenant_id)))
