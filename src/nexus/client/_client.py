@@ -237,6 +237,18 @@ class NexusClient:
         ``confirm=True``."""
         return self._call_rpc("delete_tenant", {"tenant_id": tenant_id, "confirm": confirm})
 
+    def export_tenant(self, tenant_id: str, path: str | None = None) -> dict[str, Any]:
+        """Archive a tenant (files, manifest with SHA-256s, record, users, grants, shares)
+        to ``path`` (default ``/exports/<id>-<YYYYMMDD>.tar.gz``); download it with
+        :meth:`read_stream`."""
+        return self._call_rpc("export_tenant", {"tenant_id": tenant_id, "path": path})
+
+    def import_tenant(self, archive: str | bytes, tenant_id: str | None = None
+                      ) -> dict[str, Any]:
+        """Recreate a tenant from an archive (a Nexus path or its bytes), optionally under
+        a new id. Users come back without keys."""
+        return self._call_rpc("import_tenant", {"archive": archive, "tenant_id": tenant_id})
+
     # -- cross-tenant shares -----------------------------------------------------------
 
     def create_share(self, path: str, target_tenant_id: str, permission: str = "can_read",

@@ -70,6 +70,8 @@ _TABLE = [
     RpcMethod("upgrade_tenant", "tenants.upgrade_tenant"),
     RpcMethod("cancel_tenant", "tenants.cancel_tenant"),
     RpcMethod("delete_tenant", "files.delete_tenant"),
+    RpcMethod("export_tenant", "transfer.export_tenant"),
+    RpcMethod("import_tenant", "transfer.import_tenant"),
     RpcMethod("create_share", "shares.create_share"),
     RpcMethod("list_shares", "shares.list_shares"),
     RpcMethod("revoke_share", "shares.revoke_share"),

@@ -14,6 +14,7 @@ from nexus.service.rebac import RebacService
 from nexus.service.shares import ShareService
 from nexus.service.tenant_state import TenantStates
 from nexus.service.tenants import TenantService
+from nexus.service.transfer import TransferService
 from nexus.settings import Settings
 from nexus.store import Database
 from nexus.types import Principal
@@ -32,6 +33,7 @@ __all__ = [
     "ShareService",
     "ReadStream",
     "TenantService",
+    "TransferService",
     "bootstrap",
 ]
 
@@ -47,6 +49,7 @@ class NexusService:
     rebac: RebacService
     shares: ShareService
     tenants: TenantService
+    transfer: TransferService
     permissions: PermissionEngine
     maintenance: Maintenance
 
@@ -79,15 +82,18 @@ def bootstrap(settings: Settings) -> NexusService:
     tenants = TenantService(db=db, gate=gate, states=states)
     quotas = QuotaLedger(db=db)
     secret = load_or_create_secret(settings.data_dir, settings.secret)
+    files = FileService(db=db, blobs=blobs, gate=gate, revisions=revisions, quotas=quotas,
+                        tenants=tenants, states=states)
     return NexusService(
         settings=settings,
         db=db,
-        files=FileService(db=db, blobs=blobs, gate=gate, revisions=revisions, quotas=quotas,
-                          tenants=tenants, states=states),
+        files=files,
         keys=KeyService(db=db, deployment_secret=secret, quotas=quotas, tenants=tenants),
         rebac=RebacService(db=db, engine=engine, revisions=revisions),
         shares=ShareService(db=db, gate=gate, tenants=tenants, revisions=revisions),
         tenants=tenants,
+        transfer=TransferService(db=db, blobs=blobs, files=files, tenants=tenants,
+                                 revisions=revisions, spool_dir=settings.data_dir / "spool"),
         permissions=engine,
         maintenance=Maintenance(db=db, blobs=blobs),
     )

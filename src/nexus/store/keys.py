@@ -60,6 +60,12 @@ class KeyRepository:
         return self.conn.execute(select(users.c.user_id).where(
             users.c.tenant_id == tenant_id, users.c.user_id == user_id)).first() is not None
 
+    def users(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Every user of a tenant: ``{"user_id", "created_at"}``."""
+        query = select(users.c.user_id, users.c.created_at).where(
+            users.c.tenant_id == tenant_id).order_by(users.c.user_id)
+        return [{"user_id": r[0], "created_at": r[1]} for r in self.conn.execute(query)]
+
     def count_users(self, tenant_id: str) -> int:
         return int(self.conn.execute(select(func.count()).select_from(users).where(
             users.c.tenant_id == tenant_id)).scalar_one())

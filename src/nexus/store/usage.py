@@ -75,6 +75,11 @@ class UsageRepository:
             self._record_peak(tenant_id, usage, now)
         return usage
 
+    def set_users(self, tenant_id: str, count: int) -> None:
+        """Set the user counter (import recreates users without charging one by one)."""
+        self.conn.execute(update(tenant_usage).where(_U.tenant_id == tenant_id)
+                          .values(users=count))
+
     def add_api_calls(self, counts: dict[str, int], now: float) -> None:
         """Add buffered request counts (flushed in batches, not per request)."""
         day = utc_day(now)
