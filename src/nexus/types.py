@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +44,10 @@ class FileInfo:
     modified_at: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Flat fields only: a plain dict is ~10x cheaper than dataclasses.asdict's deep copy.
+        return {"path": self.path, "name": self.name, "type": self.type, "size": self.size,
+                "etag": self.etag, "version": self.version, "created_at": self.created_at,
+                "modified_at": self.modified_at}
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,14 +125,22 @@ def gc(data_dir: DataDir = Path("nexus-data"), database_url: DatabaseUrl = None,
 
 
 @app.command()
-def demo(data_dir: DataDir = Path("nexus-data"), database_url: DatabaseUrl = None) -> None:
-    """Run a short walkthrough on the embedded engine: tenants, files, listing, append."""
-    from nexus.cli.walkthrough import run_walkthrough
+def demo(
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="URL of an EMPTY PostgreSQL database for the demo's server; "
+                               "SQLite in the temporary data directory when omitted.")] = None,
+    keep: Annotated[bool, typer.Option(
+        "--keep", help="Keep the temporary data directory and server log.")] = False,
+) -> None:
+    """Run the multi-tenant SaaS guide against a real server: start `nexus serve` on a free
+    loopback port, run every step's script from examples/multi_tenant_saas, check each
+    claim through the SDK and print a summary. Exit 0 only if every claim held."""
+    from nexus.cli.demo import run_demo
 
     with exit_on_error():
-        client = nexus.connect(config={"data_dir": str(data_dir), "database_url": database_url})
-        with client:
-            run_walkthrough(client)
+        held = run_demo(database_url=database_url, keep=keep)
+    if not held:
+        raise typer.Exit(1)
 
 
 def main() -> None:

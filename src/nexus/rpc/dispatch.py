@@ -7,6 +7,7 @@ and a wrong or missing parameter is an :class:`InvalidArgumentError`, never a cr
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -91,11 +92,16 @@ def dispatch(service: NexusService, principal: Principal, method: str,
     handler = getattr(getattr(service, area), name)
     kwargs = dict(params or {})
     try:
-        inspect.signature(handler).bind(principal, **kwargs)
+        _signature(handler.__func__).bind(None, principal, **kwargs)
     except TypeError as exc:
         raise InvalidArgumentError(f"{method}: {exc}", method=method) from None
     service.admit(principal)
     return handler(principal, **kwargs)
+
+
+@functools.cache
+def _signature(function: Any) -> inspect.Signature:
+    return inspect.signature(function)
 
 
 def to_plain(value: Any) -> Any:

@@ -73,14 +73,21 @@ class Lister:
         start = decode_cursor(cursor) if cursor else None
         entries: list[FileInfo] = []
         last: tuple[str, str] | None = None
-        for partition, batch in self._batches(conn, path, recursive, start, limit):
+        full: tuple[str, str] | None = None
+        # Batches are one larger than the page, so a full page knows whether more follows
+        # and the last page never comes back empty.
+        for partition, batch in self._batches(conn, path, recursive, start, limit + 1):
+            if full is not None:
+                return Page(entries, encode_cursor(*full))
             readable = self._gate.readable(principal, [r.path for r in batch])
             for record, ok in zip(batch, readable, strict=True):
+                if full is not None:
+                    return Page(entries, encode_cursor(*full))
                 last = (partition, record.path if partition != _ROOTS else record.tenant_id)
                 if ok:
                     entries.append(file_info(record))
                     if len(entries) == limit:
-                        return Page(entries, encode_cursor(*last))
+                        full = last
         return Page(entries, None)
 
     def _batches(self, conn: Connection, path: str, recursive: bool,

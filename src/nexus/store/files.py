@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nexus.store.schema import files, tenants
@@ -49,6 +49,12 @@ _COLUMNS = (files.c.tenant_id, files.c.path, files.c.parent, files.c.kind, files
             files.c.digest, files.c.version, files.c.created_at, files.c.modified_at)
 
 
+# Hot statements are built once; only their parameters change per call.
+_GET = select(*_COLUMNS).where(files.c.tenant_id == bindparam("tenant_id"),
+                               files.c.path == bindparam("path"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+
+
 def _subtree(tenant_id: str, root: str) -> Any:
     # '0' is the code point after '/', so the range holds exactly the paths below root.
     below = and_(files.c.path > root.rstrip("/") + "/", files.c.path < root.rstrip("/") + "0")
@@ -64,10 +70,8 @@ class FileRepository:
 
     def get(self, tenant_id: str, path: str, *, for_update: bool = False) -> FileRecord | None:
         """The row at ``path`` or ``None``; ``for_update`` locks it until commit (PostgreSQL)."""
-        query = select(*_COLUMNS).where(files.c.tenant_id == tenant_id, files.c.path == path)
-        if for_update:
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
+        query = _GET_FOR_UPDATE if for_update else _GET
+        row = self.conn.execute(query, {"tenant_id": tenant_id, "path": path}).first()
         return _record(row) if row else None
 
     def get_many(self, tenant_id: str, paths: Sequence[str]) -> dict[str, FileRecord]:

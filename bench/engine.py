@@ -1,0 +1,594 @@
+"""Micro-benchmark of the embedded Nexus engine through the public client API.
+
+Run from the repository root::
+
+    .venv/bin/python bench/engine.py                      # both backends, full size
+    .venv/bin/python bench/engine.py --backend sqlite --quick
+    .venv/bin/python bench/engine.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+
+Every operation goes through ``nexus.connect(config={"data_dir": ..., "database_url": ...})``
+and the methods of :class:`nexus.NexusClient`; nothing reaches below the client. Each
+backend gets a fresh temporary data directory and, for PostgreSQL, a throw-away database
+``bench_<random>`` created on the server named by ``--database-url`` and dropped at the end.
+
+Operations (one line each per backend):
+
+``write_1k``     durable 1 KiB write of a new file (distinct random bytes), 4 directories
+``read_1k``      1 KiB read of one of those files, in random order
+``append_1k``    1 KiB append, rotating over a handful of files (append rewrites the file,
+                 so the cost grows with the file; the note gives the final file size)
+``mkdir``        creation of a new directory (4 parent directories)
+``list_1000``    full non-recursive ``list()`` of a directory of 1,000 files
+``fill_100k``    creation of the 100,000 entries of the paging test (threads, empty files);
+                 one sample per entry, ops/s is entries per wall-clock second
+``page_100k``    ``iter_list()`` through the 100,000-entry directory, one sample per pass
+
+``--quick`` divides every iteration count (and the paging directory) by 10.
+``--profile-misses`` re-runs every operation that misses its target under cProfile and
+prints the 15 functions with the largest cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import io
+import itertools
+import json
+import os
+import platform
+import pstats
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import nexus
+
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+KIB = 1024
+WRITE_DIRS = 4
+APPEND_FILES = 8
+MKDIR_PARENTS = 4
+LIST_SIZE = 1_000
+PAGE_SIZE_ENTRIES = 100_000
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for one operation (the targets are set for the SQLite backend)."""
+
+    text: str
+    #: True: met; False: missed; None: not applicable (e.g. the directory was not filled).
+    check: Callable[[Result], bool | None]
+
+
+@dataclass
+class Result:
+    backend: str
+    op: str
+    samples: list[float]  # seconds, one per iteration
+    wall: float | None = None  # seconds; set when the samples overlap (threads)
+    note: str = ""
+    entries: int | None = None  # size of the directory a listing went through
+    target: Target | None = None
+
+    @property
+    def iters(self) -> int:
+        return len(self.samples)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.samples) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.samples, 99) * 1000
+
+    @property
+    def ops_per_s(self) -> float:
+        elapsed = self.wall if self.wall is not None else sum(self.samples)
+        return self.iters / elapsed if elapsed > 0 else float("inf")
+
+    @property
+    def verdict(self) -> str:
+        if self.target is None:
+            return ""
+        met = self.target.check(self)
+        return "n/a" if met is None else "PASS" if met else "MISS"
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """Nearest-rank percentile (with 3 samples, p99 is the slowest one)."""
+    ordered = sorted(samples)
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+def sqlite_targets(scale: int) -> dict[str, Target]:
+    """The SQLite goals; the paging goal scales with the directory in ``--quick`` mode."""
+    page_entries = PAGE_SIZE_ENTRIES // scale
+    page_limit = 2.0 / scale
+    page_text = (f"<= {page_limit:g} s / {page_entries // 1000}k" if scale != 1
+                 else "<= 2 s / 100k")
+    return {
+        "write_1k": Target(">= 1000 ops/s", lambda r: r.ops_per_s >= 1000),
+        "read_1k": Target(">= 5000 ops/s", lambda r: r.ops_per_s >= 5000),
+        "list_1000": Target("<= 10 ms median", lambda r: r.median_ms <= 10),
+        "page_100k": Target(
+            page_text,
+            lambda r: None if r.entries != page_entries else r.median_ms / 1000 <= page_limit),
+    }
+
+
+# -- timing helpers --------------------------------------------------------------------
+
+
+#: Set by :func:`profile_op`: the timed loop (only) then runs under this profiler.
+_PROFILER: cProfile.Profile | None = None
+
+
+def timed(fn: Callable[[int], Any], n: int) -> list[float]:
+    """Call ``fn(i)`` for i in range(n) and return each call's duration in seconds."""
+    samples = []
+    clock = time.perf_counter
+    if _PROFILER is not None:
+        _PROFILER.enable()
+    try:
+        for i in range(n):
+            start = clock()
+            fn(i)
+            samples.append(clock() - start)
+    finally:
+        if _PROFILER is not None:
+            _PROFILER.disable()
+    return samples
+
+
+def fill_directory(client: nexus.NexusClient, directory: str, count: int, *, threads: int,
+                   budget_s: float, data: bytes = b"") -> tuple[int, float, list[float]]:
+    """Create ``count`` files in ``directory`` from ``threads`` threads sharing ``client``.
+
+    Stops early when ``budget_s`` seconds have passed. Returns (entries created, wall
+    seconds, per-write latencies).
+    """
+    client.mkdir(directory)
+    counter = itertools.count()
+    lock = threading.Lock()
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    errors: list[BaseException] = []
+    start = time.perf_counter()
+    deadline = start + budget_s
+
+    def worker(slot: int) -> None:
+        mine = latencies[slot]
+        clock = time.perf_counter
+        try:
+            while True:
+                with lock:
+                    i = next(counter)
+                if i >= count or errors:
+                    return
+                t0 = clock()
+                if t0 > deadline:
+                    return
+                client.write(f"{directory}/e{i:06d}", data)
+                mine.append(clock() - t0)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    samples = [s for per_thread in latencies for s in per_thread]
+    return len(samples), wall, samples
+
+
+# -- the operations --------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Iteration counts and sizes for one run."""
+
+    scale: int
+    page_size: int
+    fill_threads: int
+    fill_budget_s: float
+    seed: int = 1234
+    write_n: int = 2000
+    read_n: int = 2000
+    append_n: int = 2000
+    mkdir_n: int = 2000
+    list_n: int = 200
+    page_n: int = 3
+
+    def scaled(self, n: int) -> int:
+        return max(1, n // self.scale)
+
+    @property
+    def page_entries(self) -> int:
+        return PAGE_SIZE_ENTRIES // self.scale
+
+
+@dataclass
+class State:
+    """What the operations leave behind for the later ones (and for the profiler)."""
+
+    written: list[str] = field(default_factory=list)
+    list_dir: str = ""
+    page_dir: str = ""
+    page_entries: int = 0
+    runs: Iterator[int] = field(default_factory=itertools.count)
+
+
+def op_write(client: nexus.NexusClient, n: int, state: State, rng: random.Random) -> Result:
+    run = next(state.runs)
+    dirs = [f"/bench/write{run}/d{k}" for k in range(WRITE_DIRS)]
+    for d in dirs:
+        client.mkdir(d)
+    payloads = [rng.randbytes(KIB) for _ in range(n)]
+    paths = [f"{dirs[i % WRITE_DIRS]}/f{i:06d}.bin" for i in range(n)]
+    for i in range(min(20, n)):  # warm-up: pool connections, blob shard directories
+        client.write(f"/bench/write{run}/warm/w{i}", payloads[i])
+    samples = timed(lambda i: client.write(paths[i], payloads[i]), n)
+    state.written.extend(paths)
+    return Result("", "write_1k", samples,
+                  note=f"new file each time, {WRITE_DIRS} dirs, random bytes")
+
+
+def op_read(client: nexus.NexusClient, n: int, state: State, rng: random.Random) -> Result:
+    if not state.written:
+        raise RuntimeError("read_1k needs the files of write_1k")
+    order = [rng.choice(state.written) for _ in range(n)]
+    for path in order[:20]:
+        client.read(path)
+    if len(client.read(order[0])) != KIB:
+        raise AssertionError("read returned the wrong size")
+    samples = timed(lambda i: client.read(order[i]), n)
+    return Result("", "read_1k", samples, note=f"random order over {len(state.written)} files")
+
+
+def op_append(client: nexus.NexusClient, n: int, state: State, rng: random.Random) -> Result:
+    run = next(state.runs)
+    files = [f"/bench/append{run}/a{k}.log" for k in range(APPEND_FILES)]
+    for path in files:
+        client.write(path, b"")
+    chunk = rng.randbytes(KIB)
+    samples = timed(lambda i: client.append(files[i % APPEND_FILES], chunk), n)
+    final = client.stat(files[0])["size"]
+    tenth = max(1, n // 10)
+    early = statistics.median(samples[:tenth]) * 1000
+    late = statistics.median(samples[-tenth:]) * 1000
+    return Result("", "append_1k", samples,
+                  note=f"{APPEND_FILES} files rotating, each rewritten, grows to "
+                       f"{final // KIB} KiB; median first/last 10%: {early:.2f}/{late:.2f} ms")
+
+
+def op_mkdir(client: nexus.NexusClient, n: int, state: State, rng: random.Random) -> Result:
+    run = next(state.runs)
+    parents = [f"/bench/mkdir{run}/p{k}" for k in range(MKDIR_PARENTS)]
+    for p in parents:
+        client.mkdir(p)
+    samples = timed(lambda i: client.mkdir(f"{parents[i % MKDIR_PARENTS]}/d{i:06d}"), n)
+    return Result("", "mkdir", samples, note=f"new directory each time, {MKDIR_PARENTS} parents")
+
+
+def op_list(client: nexus.NexusClient, n: int, state: State, rng: random.Random) -> Result:
+    if not state.list_dir:
+        state.list_dir = "/bench/list1000"
+        fill_directory(client, state.list_dir, LIST_SIZE, threads=4, budget_s=float("inf"),
+                       data=b"x" * KIB)
+    directory = state.list_dir
+    for _ in range(2):
+        client.list(directory)
+
+    def one(_: int) -> None:
+        if len(client.list(directory)) != LIST_SIZE:
+            raise AssertionError("list returned the wrong number of entries")
+
+    samples = timed(one, n)
+    return Result("", "list_1000", samples, entries=LIST_SIZE,
+                  note="non-recursive, full listing via list()")
+
+
+def op_page(client: nexus.NexusClient, n: int, state: State, rng: random.Random, *,
+            page_size: int) -> Result:
+    directory, expected = state.page_dir, state.page_entries
+
+    def one(_: int) -> None:
+        count = sum(1 for _ in client.iter_list(directory, page_size=page_size))
+        if count != expected:
+            raise AssertionError(f"iter_list returned {count} entries, expected {expected}")
+
+    samples = timed(one, n)
+    return Result("", "page_100k", samples, entries=expected,
+                  note=f"{expected} entries, page_size={page_size}, "
+                       f"{expected / statistics.median(samples):,.0f} entries/s")
+
+
+def op_fill(client: nexus.NexusClient, plan: Plan, state: State) -> Result:
+    state.page_dir = "/bench/page"
+    created, wall, samples = fill_directory(client, state.page_dir, plan.page_entries,
+                                            threads=plan.fill_threads,
+                                            budget_s=plan.fill_budget_s)
+    state.page_entries = created
+    complete = created == plan.page_entries
+    note = (f"{created} empty files, {plan.fill_threads} threads, {wall:.1f} s total"
+            + ("" if complete else
+               f"; STOPPED at the {plan.fill_budget_s:.0f} s budget "
+               f"(projected {plan.page_entries / created * wall / 60:.1f} min for "
+               f"{plan.page_entries})"))
+    return Result("", "fill_100k", samples, wall=wall, note=note)
+
+
+# -- backends --------------------------------------------------------------------------
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh database on the server of ``admin_url``; dropped on exit."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        base, _, _ = conninfo.rpartition("/")
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(sql.Identifier(name)))
+
+
+def postgres_version(admin_url: str) -> str:
+    import psycopg
+
+    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return row[0] if row else "?"
+
+
+@contextmanager
+def backend_client(backend: str, admin_url: str,
+                   tmp_parent: str | None) -> Iterator[nexus.NexusClient]:
+    data_dir = tempfile.mkdtemp(prefix=f"nexus-bench-{backend}-", dir=tmp_parent)
+    try:
+        if backend == "sqlite":
+            client = nexus.connect(config={"data_dir": data_dir})
+            with client:
+                yield client
+        else:
+            with postgres_database(admin_url) as url:
+                client = nexus.connect(config={"data_dir": data_dir, "database_url": url})
+                with client:
+                    yield client
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run_backend(backend: str, plan: Plan,
+                args: argparse.Namespace) -> tuple[list[Result], list[str]]:
+    """Every operation on one backend; returns the results and any profiles."""
+    rng = random.Random(plan.seed)
+    state = State()
+    targets = sqlite_targets(plan.scale) if backend == "sqlite" else {}
+    results: list[Result] = []
+    ops: dict[str, Callable[[nexus.NexusClient, int], Result]] = {
+        "write_1k": lambda c, n: op_write(c, n, state, rng),
+        "read_1k": lambda c, n: op_read(c, n, state, rng),
+        "append_1k": lambda c, n: op_append(c, n, state, rng),
+        "mkdir": lambda c, n: op_mkdir(c, n, state, rng),
+        "list_1000": lambda c, n: op_list(c, n, state, rng),
+        "page_100k": lambda c, n: op_page(c, n, state, rng, page_size=plan.page_size),
+    }
+    counts = {"write_1k": plan.write_n, "read_1k": plan.read_n, "append_1k": plan.append_n,
+              "mkdir": plan.mkdir_n, "list_1000": plan.list_n, "page_100k": plan.page_n}
+
+    def record(result: Result) -> None:
+        result.backend = backend
+        result.target = targets.get(result.op)
+        results.append(result)
+        print(f"  {format_row(result)}", file=sys.stderr, flush=True)
+
+    print(f"[{backend}] running ...", file=sys.stderr, flush=True)
+    with backend_client(backend, args.database_url, args.tmp_dir) as client:
+        for op in ("write_1k", "read_1k", "append_1k", "mkdir", "list_1000"):
+            record(ops[op](client, plan.scaled(counts[op])))
+        record(op_fill(client, plan, state))
+        record(ops["page_100k"](client, plan.scaled(counts["page_100k"])))
+
+        profiles = [profile_op(backend, r.op, ops[r.op], client, counts[r.op], plan)
+                    for r in results if args.profile_misses and r.verdict == "MISS"]
+    return results, profiles
+
+
+def profile_op(backend: str, op: str, fn: Callable[[nexus.NexusClient, int], Result],
+               client: nexus.NexusClient, n: int, plan: Plan) -> str:
+    """Re-run ``op``'s timed loop under cProfile; the top functions by cumulative time.
+
+    Setup and warm-up are not profiled, and the benchmark's own frames are hidden, so
+    the list starts at the client API.
+    """
+    global _PROFILER
+    n = max(1, min(n, 1000) // plan.scale) if op != "page_100k" else 1
+    _PROFILER = cProfile.Profile()
+    try:
+        result = fn(client, n)
+    finally:
+        profiler, _PROFILER = _PROFILER, None
+    hide_bench = r"^(?!engine\.py:)"
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(hide_bench, 15)
+    stats.sort_stats("tottime").print_stats(hide_bench, 10)
+    print(f"  profiled {backend} {op}", file=sys.stderr, flush=True)
+    return (f"=== profile: {backend} {op} ({n} iterations under cProfile, "
+            f"{sum(result.samples):.3f} s incl. profiler overhead) ===\n"
+            f"{out.getvalue().strip()}")
+
+
+# -- report ----------------------------------------------------------------------------
+
+_HEADER = (f"{'backend':<10} {'op':<10} {'iters':>7} {'median ms':>10} {'p99 ms':>10} "
+           f"{'ops/s':>10}  {'target (sqlite)':<18} {'':<4}  note")
+
+
+def format_row(r: Result) -> str:
+    target = r.target.text if r.target else "-"
+    return (f"{r.backend:<10} {r.op:<10} {r.iters:>7} {r.median_ms:>10.3f} {r.p99_ms:>10.3f} "
+            f"{r.ops_per_s:>10.1f}  {target:<18} {r.verdict:<4}  {r.note}")
+
+
+def filesystem_of(path: str) -> str:
+    """The mount point and type holding ``path`` (Linux), for judging fsync costs."""
+    try:
+        with open("/proc/mounts") as mounts:
+            entries = [line.split()[:3] for line in mounts]
+    except OSError:
+        return "?"
+    real = os.path.realpath(path)
+    best = max((e for e in entries if real == e[1] or real.startswith(e[1].rstrip("/") + "/")),
+               key=lambda e: len(e[1]), default=None)
+    return f"{best[2]} on {best[1]}" if best else "?"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def machine_lines(args: argparse.Namespace, backends: list[str]) -> list[str]:
+    try:
+        from importlib.metadata import version
+
+        nexus_version = version("nexus-saas")
+    except Exception:  # noqa: BLE001
+        nexus_version = "?"
+    tmp = args.tmp_dir or tempfile.gettempdir()
+    lines = [
+        f"date:      {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"machine:   {os.cpu_count()} CPUs ({cpu_model()}), {platform.platform()}",
+        f"python:    {platform.python_implementation()} {platform.python_version()}",
+        f"load avg:  {load_average()} (1/5/15 min, at start; other work skews the figures)",
+        f"nexus:     {nexus_version}; SQLite {sqlite3.sqlite_version}",
+        f"data dir:  {tmp} ({filesystem_of(tmp)})",
+    ]
+    if "postgresql" in backends:
+        try:
+            pg = postgres_version(args.database_url)
+        except Exception as exc:  # noqa: BLE001
+            pg = f"unreachable ({exc})"
+        lines.append(f"postgres:  {pg} at {redact(args.database_url)}")
+    return lines
+
+
+def redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}{sep}{user}@{host}"
+    return url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL,
+                        help="PostgreSQL server (maintenance database) on which a throw-away "
+                             "bench_* database is created and dropped "
+                             f"(default {DEFAULT_ADMIN_URL})")
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--quick", action="store_true",
+                        help="10x fewer iterations and a 10,000-entry paging directory")
+    parser.add_argument("--page-size", type=int, default=1000,
+                        help="iter_list page size for page_100k (default 1000)")
+    parser.add_argument("--fill-threads", type=int, default=4,
+                        help="threads creating the paging directory (default 4)")
+    parser.add_argument("--fill-budget", type=float, default=300.0,
+                        help="seconds allowed for creating the paging directory; the test "
+                             "pages through whatever exists when it runs out (default 300)")
+    parser.add_argument("--tmp-dir", default=None,
+                        help="parent of the temporary data directories (default: $TMPDIR)")
+    parser.add_argument("--profile-misses", action="store_true",
+                        help="re-run each operation that misses its target under cProfile "
+                             "and print the top 15 cumulative functions")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    plan = Plan(scale=10 if args.quick else 1, page_size=args.page_size,
+                fill_threads=args.fill_threads, fill_budget_s=args.fill_budget)
+    header = machine_lines(args, backends)
+    results: list[Result] = []
+    profiles: list[str] = []
+    for backend in backends:
+        backend_results, backend_profiles = run_backend(backend, plan, args)
+        results.extend(backend_results)
+        profiles.extend(backend_profiles)
+
+    print()
+    print("nexus engine benchmark" + (" (--quick: 10x smaller)" if args.quick else ""))
+    for line in header:
+        print(line)
+    print()
+    print(_HEADER)
+    for r in results:
+        print(format_row(r))
+    verdicts = [r for r in results if r.verdict in ("PASS", "MISS")]
+    misses = [r for r in verdicts if r.verdict == "MISS"]
+    print()
+    print(f"targets: {len(verdicts) - len(misses)} PASS, {len(misses)} MISS"
+          + (f" ({', '.join(r.op for r in misses)})" if misses else ""))
+    for text in profiles:
+        print()
+        print(text)
+
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"machine": header, "quick": args.quick, "results": [
+                {"backend": r.backend, "op": r.op, "iters": r.iters,
+                 "median_ms": r.median_ms, "p99_ms": r.p99_ms, "ops_per_s": r.ops_per_s,
+                 "target": r.target.text if r.target else None, "verdict": r.verdict or None,
+                 "note": r.note} for r in results]}, out, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
