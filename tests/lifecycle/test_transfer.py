@@ -46,8 +46,9 @@ def test_export_archive_is_complete_and_safe(acme: NexusClient) -> None:
     archive = b"".join(acme.read_stream(result["path"]))
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         names = tar.getnames()
-        assert names[:5] == ["manifest.json", "tenant.json", "users.json", "tuples.json",
-                             "shares.json"]
+        assert names[:6] == ["manifest.json", "tenant.json", "users.json", "tuples.json",
+                             "shares.json", "audit.json"]
+        assert json.load(tar.extractfile("audit.json"))  # the tenant's log travels along
         assert all(not n.startswith("/") and ".." not in n.split("/") for n in names)
         manifest = json.load(tar.extractfile("manifest.json"))
         for entry in (e for e in manifest["files"] if e["type"] == "file"):
@@ -100,7 +101,7 @@ def test_hostile_archives_are_refused(admin: NexusClient) -> None:
                                                {"path": "../../escape", "type": "file",
                                                 "size": 1, "sha256": None}]}).encode(),
               "tenant.json": b"{}", "users.json": b"[]", "tuples.json": b"[]",
-              "shares.json": b"[]"}
+              "shares.json": b"[]", "audit.json": b"[]"}
     for bad in ({**header, "files/../../escape": b"x"}, {**header, "files//etc/passwd": b"x"},
                 {"tenant.json": b"{}"}):
         with pytest.raises((nexus.InvalidArgumentError, nexus.ConflictError)):

@@ -249,6 +249,24 @@ class NexusClient:
         a new id. Users come back without keys."""
         return self._call_rpc("import_tenant", {"archive": archive, "tenant_id": tenant_id})
 
+    # -- audit log ---------------------------------------------------------------------
+
+    def audit_query(self, tenant_id: str, since: Any = None, until: Any = None,
+                    user: str | None = None, action: str | None = None, limit: int = 100,
+                    cursor: int | None = None) -> dict[str, Any]:
+        """A page of a tenant's audit events: ``{"events": [...], "next_cursor": …}``."""
+        return self._call_rpc("audit_query", {
+            "tenant_id": tenant_id, "since": since, "until": until, "user": user,
+            "action": action, "limit": limit, "cursor": cursor})
+
+    def audit_verify(self, tenant_id: str) -> dict[str, Any]:
+        """Check the tenant's hash chain: ``{"ok", "events", "problems"}``."""
+        return self._call_rpc("audit_verify", {"tenant_id": tenant_id})
+
+    def audit_export(self, tenant_id: str) -> bytes:
+        """The tenant's whole audit log as JSON Lines."""
+        return self._call_rpc("audit_export", {"tenant_id": tenant_id})
+
     # -- cross-tenant shares -----------------------------------------------------------
 
     def create_share(self, path: str, target_tenant_id: str, permission: str = "can_read",

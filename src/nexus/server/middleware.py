@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nexus.context import client_address, current_request_id
+
 __all__ = ["RequestIdMiddleware", "current_request_id"]
 
-#: The one context-local we allow: the request id, for log lines and error bodies.
-current_request_id: ContextVar[str] = ContextVar("nexus_request_id", default="-")
 logger = logging.getLogger("nexus.access")
 
 
@@ -34,6 +33,8 @@ class RequestIdMiddleware:
         request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() \
             else uuid.uuid4().hex[:16]
         token = current_request_id.set(request_id)
+        client = scope.get("client")
+        client_token = client_address.set(f"{client[0]}:{client[1]}" if client else "-")
         started = time.perf_counter()
         status = 500
 
@@ -53,3 +54,4 @@ class RequestIdMiddleware:
                 logger.info("%s %s %d %.1fms request_id=%s", scope["method"], scope["path"],
                             status, (time.perf_counter() - started) * 1000, request_id)
             current_request_id.reset(token)
+            client_address.reset(client_token)

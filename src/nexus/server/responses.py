@@ -8,8 +8,8 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from nexus.context import current_request_id
 from nexus.errors import InternalError, NexusError, RateLimitedError, error_payload
-from nexus.server.middleware import current_request_id
 
 __all__ = [
     "JSONRPC_APPLICATION_ERROR", "NexusJSONResponse", "error_response", "result_response",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nexus.service.access import AccessGate, Action
+from nexus.service.audit import AuditLog
 from nexus.service.files import FileService, ReadStream
 from nexus.service.keys import KeyService
 from nexus.service.maintenance import FsckReport, GcReport, Maintenance
@@ -22,6 +23,7 @@ from nexus.types import Principal
 __all__ = [
     "AccessGate",
     "Action",
+    "AuditLog",
     "FileService",
     "FsckReport",
     "GcReport",
@@ -44,6 +46,7 @@ class NexusService:
 
     settings: Settings
     db: Database
+    audit: AuditLog
     files: FileService
     keys: KeyService
     rebac: RebacService
@@ -77,20 +80,25 @@ def bootstrap(settings: Settings) -> NexusService:
     blobs = blob_store_from_url(settings.blob_url or str(settings.data_dir / "blobs"))
     revisions = RevisionTracker(db)
     states = TenantStates(db)
+    audit = AuditLog(db=db)
     engine = PermissionEngine(db=db, revisions=revisions, cache=CheckCache(), states=states)
-    gate = AccessGate(engine)
-    tenants = TenantService(db=db, gate=gate, states=states)
+    gate = AccessGate(engine, audit)
+    tenants = TenantService(db=db, gate=gate, states=states, audit=audit)
+    audit.bind(reads_enabled=states.audits_reads, is_tenant_admin=tenants.is_tenant_admin)
     quotas = QuotaLedger(db=db)
     secret = load_or_create_secret(settings.data_dir, settings.secret)
     files = FileService(db=db, blobs=blobs, gate=gate, revisions=revisions, quotas=quotas,
-                        tenants=tenants, states=states)
+                        tenants=tenants, states=states, audit=audit)
     return NexusService(
         settings=settings,
         db=db,
         files=files,
-        keys=KeyService(db=db, deployment_secret=secret, quotas=quotas, tenants=tenants),
-        rebac=RebacService(db=db, engine=engine, revisions=revisions),
-        shares=ShareService(db=db, gate=gate, tenants=tenants, revisions=revisions),
+        keys=KeyService(db=db, deployment_secret=secret, quotas=quotas, tenants=tenants,
+                        audit=audit),
+        rebac=RebacService(db=db, engine=engine, revisions=revisions, audit=audit),
+        shares=ShareService(db=db, gate=gate, tenants=tenants, revisions=revisions,
+                            audit=audit),
+        audit=audit,
         tenants=tenants,
         transfer=TransferService(db=db, blobs=blobs, files=files, tenants=tenants,
                                  revisions=revisions, spool_dir=settings.data_dir / "spool"),

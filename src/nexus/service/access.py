@@ -18,6 +18,7 @@ from enum import StrEnum
 
 from nexus import paths
 from nexus.errors import NexusPermissionError
+from nexus.service.audit import AuditLog
 from nexus.service.permissions import PermissionEngine
 from nexus.types import Principal
 
@@ -35,8 +36,9 @@ class Action(StrEnum):
 class AccessGate:
     """Decides whether a principal may perform an action on paths."""
 
-    def __init__(self, engine: PermissionEngine) -> None:
+    def __init__(self, engine: PermissionEngine, audit: AuditLog) -> None:
         self._engine = engine
+        self._audit = audit
 
     def allowed(self, principal: Principal, action: Action, path: str) -> bool:
         """True if ``principal`` may ``action`` on ``path``. Fails closed."""
@@ -63,6 +65,7 @@ class AccessGate:
     def require(self, principal: Principal, action: Action, path: str) -> None:
         """Raise :class:`NexusPermissionError` unless :meth:`allowed`."""
         if not self.allowed(principal, action, path):
+            self._audit.record_now(principal, f"deny.{action.value}", path, result="denied")
             raise NexusPermissionError(f"permission denied: {action.value} on {path}",
                                        path=path, permission=action.value)
 

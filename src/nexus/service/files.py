@@ -32,6 +32,7 @@ from nexus.errors import (
     NexusPermissionError,
 )
 from nexus.service.access import AccessGate, Action
+from nexus.service.audit import AuditLog
 from nexus.service.listing import Lister, file_info
 from nexus.service.permissions import RevisionTracker
 from nexus.service.quotas import QuotaLedger
@@ -45,6 +46,7 @@ from nexus.store import (
     UsageRepository,
     WriteConflict,
 )
+from nexus.store.audit import AuditRepository
 from nexus.store.keys import KeyRepository
 from nexus.store.shares import ShareRepository
 from nexus.store.tuples import TupleRepository
@@ -70,8 +72,10 @@ class FileService:
 
     def __init__(self, *, db: Database, blobs: BlobStore, gate: AccessGate,
                  revisions: RevisionTracker, quotas: QuotaLedger, tenants: TenantService,
-                 states: TenantStates, clock: Callable[[], float] = time.time) -> None:
+                 states: TenantStates, audit: AuditLog,
+                 clock: Callable[[], float] = time.time) -> None:
         self._states = states
+        self._audit = audit
         self._db = db
         self._blobs = blobs
         self._gate = gate
@@ -108,7 +112,7 @@ class FileService:
             self._create_directory(conn, path)
             return file_info(self._get(repo, path) or _ROOT)
 
-        return self._transaction(run)
+        return self._transaction(run, (principal, "mkdir", path))
 
     def rmdir(self, principal: Principal, path: str, recursive: bool = False) -> None:
         """Remove a directory; a non-empty one only with ``recursive=True``."""
@@ -143,7 +147,12 @@ class FileService:
             bumps.update(self._drop_grants(conn, path))
             return bumps
 
-        self._advance(self._transaction(run))
+        tenant = paths.tenant_of(path)
+        whole_tenant = tenant is not None and path == paths.tenant_root(tenant)
+        # A deleted tenant's own log goes with it; its tombstone lives in the system log.
+        self._advance(self._transaction(
+            run, (principal, "tenant.delete" if whole_tenant else "rmdir", path),
+            audit_tenant=paths.SYSTEM_PARTITION if whole_tenant else None))
 
     # -- content -----------------------------------------------------------------------
 
@@ -181,7 +190,7 @@ class FileService:
             self._quotas.charge(conn, tenant, storage=blob.size - current.size)
             return file_info(self._replace(repo, current, blob.size, blob.digest, now))
 
-        return self._transaction(run)
+        return self._transaction(run, (principal, "write", path))
 
     def append(self, principal: Principal, path: str, data: Data) -> FileInfo:
         """Append ``data`` to a file (created if missing), atomically.
@@ -217,12 +226,15 @@ class FileService:
                 self._open_blob(current), self._blobs.open(partition, tail.digest)))
             return file_info(self._replace(repo, current, joined.size, joined.digest, now))
 
-        return self._transaction(run)
+        return self._transaction(run, (principal, "append", path))
 
     def read(self, principal: Principal, path: str, *, offset: int = 0,
              length: int | None = None) -> bytes:
         """The file's bytes ``[offset, offset + length)`` (all of it by default)."""
         return b"".join(self.open_read(principal, path, offset=offset, length=length).chunks)
+
+    def _audited_read(self, principal: Principal, action: str, path: str) -> None:
+        self._audit.record_read(principal, action, path)
 
     def open_read(self, principal: Principal, path: str, *, offset: int = 0,
                   length: int | None = None) -> ReadStream:
@@ -243,6 +255,7 @@ class FileService:
             raise NexusFileNotFoundError(f"no such file: {path}", path=path)
         _require_file(record)
         end = None if length is None else offset + length
+        self._audited_read(principal, "read", path)
         return ReadStream(file_info(record), self._open_blob(record, offset, end))
 
     # -- metadata ----------------------------------------------------------------------
@@ -258,6 +271,7 @@ class FileService:
             record = self._get(FileRepository(conn), path)
         if record is None:
             raise NexusFileNotFoundError(f"no such file or directory: {path}", path=path)
+        self._audited_read(principal, "stat", path)
         return file_info(record)
 
     def exists(self, principal: Principal, path: str) -> bool:
@@ -282,8 +296,10 @@ class FileService:
                 return Page([file_info(target)], None)
             # The live .tenant.json has no stored row: like a dotfile, it is read and
             # written by name but not listed, so listings count only stored files.
-            return self._lister.page(conn, principal, path, recursive=recursive, limit=limit,
+            page = self._lister.page(conn, principal, path, recursive=recursive, limit=limit,
                                      cursor=cursor)
+        self._audited_read(principal, "list", path)
+        return page
 
     def delete(self, principal: Principal, path: str) -> None:
         """Delete a file (use :meth:`rmdir` for directories)."""
@@ -301,7 +317,7 @@ class FileService:
             self._quotas.charge(conn, paths.tenant_of(path), storage=-current.size, files=-1)
             return self._drop_grants(conn, path)
 
-        self._advance(self._transaction(run))
+        self._advance(self._transaction(run, (principal, "delete", path)))
 
     def rename(self, principal: Principal, src: str, dst: str, *,
                overwrite: bool = False) -> FileInfo:
@@ -344,7 +360,8 @@ class FileService:
                 repo.move_subtree(src_partition, src, dst)
             return file_info(moved), self._move_grants(conn, src, dst)
 
-        info, bumps = self._transaction(run)
+        info, bumps = self._transaction(run, (principal, "rename", f"{src} -> {dst}"),
+                                        audit_tenant=paths.tenant_of(src))
         self._advance(bumps)
         return info
 
@@ -384,17 +401,22 @@ class FileService:
             return file_info(repo.insert_file(dst_partition, dst, _parent(dst), size=size,
                                               digest=digest, now=now))
 
-        return self._transaction(run)
+        return self._transaction(run, (principal, "copy", dst))
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _transaction(self, run: Callable[[Connection], T]) -> T:
+    def _transaction(self, run: Callable[[Connection], T],
+                     audit: tuple[Principal, str, str] | None = None,
+                     audit_tenant: str | None = None) -> T:
         # A unique-key race (two creators of one path on PostgreSQL) is retried from the
         # top: the second attempt sees the winner's row and takes the "exists" branch.
         for attempt in range(_RETRIES):
             try:
                 with self._db.write() as conn:
-                    return run(conn)
+                    result = run(conn)
+                    if audit is not None:  # same transaction: the event exists iff the change
+                        self._audit.record(conn, *audit, tenant=audit_tenant)
+                    return result
             except WriteConflict:
                 if attempt == _RETRIES - 1:
                     raise ConflictError(
@@ -434,6 +456,7 @@ class FileService:
         TenantRepository(conn).remove(tenant)
         KeyRepository(conn).delete_tenant(tenant)
         UsageRepository(conn).delete(tenant)
+        AuditRepository(conn).delete_tenant(tenant)
         tuples.delete_partition(tenant)
         return tuples.bump_revision(tenant)
 
@@ -476,7 +499,8 @@ class FileService:
             self.rmdir(principal, root, recursive=True)
         else:
             self._advance(self._transaction(
-                lambda conn: {tenant_id: self._drop_tenant(conn, tenant_id)}))
+                lambda conn: {tenant_id: self._drop_tenant(conn, tenant_id)},
+                (principal, "tenant.delete", root), audit_tenant=paths.SYSTEM_PARTITION))
         return {**summary, "deleted": True}
 
     def _get(self, repo: FileRepository, path: str) -> FileRecord | None:

@@ -23,6 +23,7 @@ from nexus.errors import (
     NexusFileNotFoundError,
     NexusPermissionError,
 )
+from nexus.service.audit import AuditLog
 from nexus.service.quotas import QuotaLedger
 from nexus.service.tenants import TenantService
 from nexus.store import Database, TenantRepository
@@ -47,7 +48,9 @@ class KeyService:
     """Key administration (system administrator) and authentication (everyone)."""
 
     def __init__(self, *, db: Database, deployment_secret: bytes, quotas: QuotaLedger,
-                 tenants: TenantService, clock: Callable[[], float] = time.time) -> None:
+                 tenants: TenantService, audit: AuditLog,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._audit = audit
         self._db = db
         self._secret = deployment_secret
         self._quotas = quotas
@@ -134,6 +137,8 @@ class KeyService:
             if keys.add_user(tenant, user_id, now) and not is_admin:
                 self._quotas.charge(conn, tenant, users=1)
             keys.insert(record)
+            self._audit.record(conn, principal, "key.create", f"key:{record.key_id}",
+                               detail=f"user={user_id}", tenant=tenant)
         return {"api_key": text, **_public(record)}
 
     def admin_list_keys(self, principal: Principal, tenant_id: str | None = None,
@@ -166,6 +171,9 @@ class KeyService:
         if values:
             with self._db.write() as conn:
                 KeyRepository(conn).update(key_id, **values)
+                self._audit.record(conn, principal, "key.update", f"key:{key_id}",
+                                   detail=",".join(sorted(values)),
+                                   tenant=self._get(key_id).tenant_id)
         return _public(self._get(key_id))
 
     def admin_revoke_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
@@ -174,6 +182,8 @@ class KeyService:
         if record.revoked_at is None:
             with self._db.write() as conn:
                 KeyRepository(conn).update(key_id, revoked_at=self._clock())
+                self._audit.record(conn, principal, "key.revoke", f"key:{record.key_id}",
+                                   tenant=record.tenant_id)
         return _public(self._get(key_id))
 
     def bootstrap_admin_key(self) -> str | None:

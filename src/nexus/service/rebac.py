@@ -23,6 +23,7 @@ from typing import Any
 from nexus import paths
 from nexus.authz import RelationTuple
 from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
+from nexus.service.audit import AuditLog
 from nexus.service.permissions import FILE, PermissionEngine, RevisionTracker, SqlTupleReader
 from nexus.service.shares import record_share
 from nexus.store import Database, TenantRepository
@@ -77,6 +78,12 @@ def _foreign_tenant(subject: Ref, tenant: str) -> str | None:
     return None
 
 
+def _describe(t: Any) -> str:
+    subject = f"{t.subject_type}:{t.subject_id}" + (
+        f"#{t.subject_relation}" if t.subject_relation else "")
+    return f"{t.object_type}:{t.object_id}#{t.relation}@{subject}"
+
+
 def _public_id(stored: StoredTuple) -> str:
     return f"{stored.tenant_id}:{stored.tuple_id}"
 
@@ -91,7 +98,8 @@ class RebacService:
     """Tuple management and permission queries, for principals."""
 
     def __init__(self, *, db: Database, engine: PermissionEngine, revisions: RevisionTracker,
-                 clock: Callable[[], float] = time.time) -> None:
+                 audit: AuditLog, clock: Callable[[], float] = time.time) -> None:
+        self._audit = audit
         self._db = db
         self._engine = engine
         self._revisions = revisions
@@ -127,6 +135,7 @@ class RebacService:
                              permission=relation, tuple_id=stored.tuple_id, now=now,
                              expires_at=expiry, created_by=principal.user_id)
             revision = repo.bump_revision(tenant)
+            self._audit.record(conn, principal, "grant", _describe(candidate), tenant=tenant)
         self._revisions.advanced(tenant, revision)
         return _public_id(stored)
 
@@ -160,6 +169,7 @@ class RebacService:
             repo = TupleRepository(conn)
             deleted = repo.delete(tenant, stored.tuple_id)
             revision = repo.bump_revision(tenant)
+            self._audit.record(conn, principal, "revoke", _describe(stored), tenant=tenant)
         self._revisions.advanced(tenant, revision)
         return deleted
 

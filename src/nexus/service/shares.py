@@ -18,6 +18,7 @@ from nexus import paths
 from nexus.authz import RelationTuple
 from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
 from nexus.service.access import AccessGate, Action
+from nexus.service.audit import AuditLog
 from nexus.service.permissions import RevisionTracker
 from nexus.service.tenants import TenantService
 from nexus.store import Database, TenantRepository
@@ -56,7 +57,9 @@ class ShareService:
     """create / list / revoke shares."""
 
     def __init__(self, *, db: Database, gate: AccessGate, tenants: TenantService,
-                 revisions: RevisionTracker, clock: Callable[[], float] = time.time) -> None:
+                 revisions: RevisionTracker, audit: AuditLog,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._audit = audit
         self._db = db
         self._gate = gate
         self._tenants = tenants
@@ -98,6 +101,8 @@ class ShareService:
                                   permission=permission, tuple_id=stored.tuple_id, now=now,
                                   expires_at=expiry, created_by=principal.user_id)
             revision = tuples.bump_revision(source)
+            self._audit.record(conn, principal, "share.create", path,
+                               detail=f"{permission} to {target_tenant_id}")
         self._revisions.advanced(source, revision)
         return share_dict(record, now)
 
@@ -133,6 +138,8 @@ class ShareService:
             tuples.delete(source, record.tuple_id)
             ShareRepository(conn).revoke(source, raw_id, now)
             revision = tuples.bump_revision(source)
+            self._audit.record(conn, principal, "share.revoke", record.path,
+                               detail=f"share {share_id}")
         self._revisions.advanced(source, revision)
         with self._db.read() as conn:
             revoked = ShareRepository(conn).get(source, raw_id)

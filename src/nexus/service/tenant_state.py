@@ -25,6 +25,7 @@ class TenantState:
     status: str
     status_reason: str | None
     trial_ends_at: float | None
+    audit_reads: bool = True
 
 
 class TenantStates:
@@ -46,9 +47,15 @@ class TenantStates:
         with self._db.read() as conn:
             record = TenantRepository(conn).get(tenant_id)
         state = None if record is None else TenantState(
-            record.plan, record.status, record.status_reason, record.trial_ends_at)
+            record.plan, record.status, record.status_reason, record.trial_ends_at,
+            bool(record.settings.get("audit_reads", True)))
         self._cache[tenant_id] = (state, now)
         return state
+
+    def audits_reads(self, tenant_id: str) -> bool:
+        """Whether reads in this tenant are audited (``settings.audit_reads``, default on)."""
+        state = self.get(tenant_id)
+        return state.audit_reads if state is not None else True
 
     def forget(self, tenant_id: str) -> None:
         """Drop the cached state after this process changed the tenant."""

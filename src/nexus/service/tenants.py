@@ -26,6 +26,7 @@ from nexus.errors import (
     TenantSuspendedError,
 )
 from nexus.service.access import AccessGate, Action
+from nexus.service.audit import AuditLog
 from nexus.service.tenant_state import TenantStates
 from nexus.store import (
     Database,
@@ -74,12 +75,13 @@ def _storage_gb(nbytes: int) -> float:
 class TenantService:
     """Tenant records, usage and the request-admission gate."""
 
-    def __init__(self, *, db: Database, gate: AccessGate, states: TenantStates,
+    def __init__(self, *, db: Database, gate: AccessGate, states: TenantStates, audit: AuditLog,
                  clock: Callable[[], float] = time.time,
                  limiter: RateLimiter | None = None) -> None:
         self._db = db
         self._gate = gate
         self._states = states
+        self._audit = audit
         self._clock = clock
         self._limiter = limiter or RateLimiter()
         self._pending_calls: dict[str, int] = {}
@@ -136,6 +138,9 @@ class TenantService:
             if record is not None and record.status == "trial":
                 repo.update(tenant, status="suspended", status_reason="trial ended",
                             updated_at=self._clock())
+                self._audit.record(conn, Principal("nexus", None, is_admin=True),
+                                   "tenant.suspended", paths.tenant_root(tenant),
+                                   detail="trial ended")
         self._states.forget(tenant)
 
     # -- records -----------------------------------------------------------------------
@@ -167,6 +172,7 @@ class TenantService:
             files.insert_directory(tenant_id, root, paths.TENANTS_ROOT, now)
             for sub in STANDARD_DIRECTORIES:
                 files.insert_directory(tenant_id, f"{root}/{sub}", root, now)
+            self._audit.record(conn, principal, "tenant.create", root, detail=plan)
         return self.get_tenant(principal, tenant_id)
 
     def get_tenant(self, principal: Principal, tenant_id: str) -> dict[str, Any]:
@@ -223,10 +229,15 @@ class TenantService:
             record = repo.get(tenant_id, for_update=True)
             if record is None:
                 raise NexusFileNotFoundError(f"no tenant {tenant_id!r}")
+            action = "tenant.update"
             if status is not None and status != record.status:
                 values["status"] = check_transition(record.status, status)
                 values["status_reason"] = status_reason
+                action = f"tenant.{status}"
             repo.update(tenant_id, **values)
+            changed = sorted(k for k in values if k != "updated_at")
+            self._audit.record(conn, principal, action, paths.tenant_root(tenant_id),
+                               detail=",".join(changed))
         self._states.forget(tenant_id)
         return self.get_tenant(principal, tenant_id)
 

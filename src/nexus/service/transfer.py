@@ -7,6 +7,8 @@ Archive layout (``nexus-tenant-export/1``), written in this order so an import c
     users.json      user ids (keys are never exported: users get new keys after import)
     tuples.json     permission tuples of the tenant's store
     shares.json     shares out of and into the tenant (for reference; re-create them)
+    audit.json      the tenant's audit log (for the record; the importing server starts a
+                    new chain that begins with the import)
     files/<path>    the content, paths relative to /tenants/<id>
 
 Member names are relative and validated paths, so no entry can escape on extraction;
@@ -42,6 +44,7 @@ from nexus.service.files import FileService
 from nexus.service.permissions import RevisionTracker
 from nexus.service.tenants import TenantService
 from nexus.store import Database, FileRepository, TenantRepository, UsageRepository
+from nexus.store.audit import AuditRepository
 from nexus.store.keys import KeyRepository
 from nexus.store.shares import ShareRepository
 from nexus.store.tuples import TupleRepository
@@ -125,6 +128,10 @@ class TransferService:
             shares = ShareRepository(conn)
             share_rows = [s.to_dict() for s in shares.outgoing(tenant_id) +
                           shares.incoming(tenant_id)]
+            audit = AuditRepository(conn)
+            events: list[dict[str, Any]] = []
+            while batch := audit.events(tenant_id, after_seq=len(events), limit=5000):
+                events.extend(e.to_dict() for e in batch)
         entries = [{"path": _relative(r.path, root), "type": r.kind, "size": r.size,
                     "sha256": r.digest} for r in rows if r.path != root]
         manifest = {"format": FORMAT, "tenant_id": tenant_id,
@@ -140,6 +147,7 @@ class TransferService:
             _add_json(tar, "users.json", users)
             _add_json(tar, "tuples.json", [t.to_dict() for t in tuples])
             _add_json(tar, "shares.json", share_rows)
+            _add_json(tar, "audit.json", events)
             for row in rows:
                 if row.path == root:
                     continue
@@ -155,7 +163,8 @@ class TransferService:
         files = [e for e in entries if e["type"] == "file"]
         return {"tenant_id": tenant_id, "files": len(files),
                 "bytes": sum(e["size"] for e in files), "users": len(users),
-                "tuples": len(tuples), "shares": len(share_rows)}
+                "tuples": len(tuples), "shares": len(share_rows),
+                "audit_events": len(events)}
 
     def import_tenant(self, principal: Principal, archive: str | bytes,
                       tenant_id: str | None = None) -> dict[str, Any]:
@@ -182,7 +191,7 @@ class TransferService:
         meta: dict[str, Any] = {}
         members = iter(tar)
         for name in ("manifest.json", "tenant.json", "users.json", "tuples.json",
-                     "shares.json"):
+                     "shares.json", "audit.json"):
             member = next(members, None)
             if member is None or member.name != name:
                 raise InvalidArgumentError(f"archive does not start with {name}")

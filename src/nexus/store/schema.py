@@ -24,7 +24,8 @@ from sqlalchemy import (
 )
 
 __all__ = ["api_keys", "authz_models", "authz_revisions", "files", "metadata", "rebac_tuples",
-           "shares", "tenant_usage", "tenants", "usage_daily", "users"]
+           "audit_events", "audit_heads", "shares", "tenant_usage", "tenants", "usage_daily",
+           "users"]
 
 metadata = MetaData()
 
@@ -178,3 +179,33 @@ shares = Table(
     Column("created_by", String(255), nullable=True),
 )
 Index("ix_shares_target", shares.c.target_tenant, shares.c.source_tenant)
+
+#: The audit log: per-tenant gapless sequence, each event chained to the previous by hash.
+#: Rows are only ever inserted.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("tenant_id", String(63), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("user_id", String(255), nullable=True),
+    Column("key_id", String(32), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", PathText, nullable=True),
+    Column("result", String(32), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("client", String(64), nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_events_tenant_at", audit_events.c.tenant_id, audit_events.c.at)
+
+#: The head of each tenant's chain: last sequence number and hash (the row writers lock).
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("tenant_id", String(63), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
