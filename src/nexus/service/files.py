@@ -171,10 +171,14 @@ class FileService:
         if document_of is not None:
             self._tenants.write_document(principal, document_of, b"".join(iter_chunks(data)))
             return self.stat(principal, path)
+        _refuse_document(path)
         partition = paths.partition_of(path)
         tenant = paths.tenant_of(path)
         if isinstance(data, bytes | bytearray | memoryview):
-            self._quotas.precheck_storage(tenant, len(data))
+            with self._db.read() as conn:
+                existing = FileRepository(conn).get(partition, path)
+            replaced = existing.size if existing is not None and not existing.is_dir else 0
+            self._quotas.precheck_storage(tenant, len(data) - replaced)
         blob = self._blobs.put(partition, data)
 
         def run(conn: Connection) -> FileInfo:
@@ -521,6 +525,7 @@ class FileService:
         self._create_directory(conn, parent)
 
     def _create_directory(self, conn: Connection, path: str) -> None:
+        _refuse_document(path)
         now = self._clock()
         tenant = paths.tenant_of(path)
         if tenant is not None and path == paths.tenant_root(tenant):
@@ -578,8 +583,10 @@ class FileService:
 
 
 def _refuse_document(path: str) -> None:
-    if is_tenant_document(path) is not None:
-        raise InvalidArgumentError(f"{path} is the tenant's live record, managed by the "
+    tenant = paths.tenant_of(path)
+    document = f"{paths.tenant_root(tenant)}/{TENANT_DOCUMENT}" if tenant else None
+    if document is not None and (path == document or path.startswith(document + "/")):
+        raise InvalidArgumentError(f"{document} is the tenant's live record, managed by the "
                                    "server: read or write it, nothing else")
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
+from nexus.errors import QuotaExceededError
 from nexus.service.tenants import limits_of, quota_error
 from nexus.store import Database, TenantRepository, UsageRepository
 
@@ -47,8 +48,13 @@ class QuotaLedger:
         if files > 0 and limits.max_files is not None \
                 and current.files + files > limits.max_files:
             raise quota_error("files", limits.max_files, current.files, files)
-        assert limits.max_storage_bytes is not None
-        raise quota_error("storage", limits.max_storage_bytes, current.storage_bytes, storage)
+        if storage > 0 and limits.max_storage_bytes is not None:
+            raise quota_error("storage", limits.max_storage_bytes, current.storage_bytes,
+                              storage)
+        # The counters moved between the refused charge and this read (or the tenant is
+        # gone): refuse without guessing which limit it was.
+        raise QuotaExceededError(f"quota exceeded for tenant {tenant_id}; retry",
+                                 resource="unknown")
 
     def precheck_storage(self, tenant_id: str | None, size: int) -> None:
         """Refuse early an upload of known size that cannot fit, before its bytes are

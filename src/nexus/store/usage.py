@@ -84,8 +84,11 @@ class UsageRepository:
         """Add buffered request counts (flushed in batches, not per request)."""
         day = utc_day(now)
         for tenant_id, n in counts.items():
-            self.conn.execute(update(tenant_usage).where(_U.tenant_id == tenant_id)
-                              .values(api_calls=_U.api_calls + n))
+            counted = self.conn.execute(
+                update(tenant_usage).where(_U.tenant_id == tenant_id)
+                .values(api_calls=_U.api_calls + n).returning(_U.tenant_id)).first()
+            if counted is None:  # the tenant was deleted meanwhile: its calls go with it
+                continue
             stmt = self._insert(usage_daily).values(
                 tenant_id=tenant_id, day=day, storage_peak_bytes=0, files_peak=0,
                 users_peak=0, api_calls=n)
