@@ -66,7 +66,7 @@ class Step:
 
     @property
     def heading(self) -> str:
-        return f"{self.label}: {self.title}"
+        return f"{self.label}: {self.title}" if self.label.startswith("Step") else self.title
 
 
 STEPS = (

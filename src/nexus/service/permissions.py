@@ -75,6 +75,10 @@ class SqlTupleReader:
             self._cache.setdefault((t.object_type, t.object_id, t.relation), []).append(t)
         self._prefetched.update((object_type, oid) for oid in wanted)
 
+    def objects_with_tuples(self, object_type: str) -> set[str]:
+        """Prefetched objects of ``object_type`` that have at least one live tuple."""
+        return {oid for (otype, oid, _rel) in self._cache if otype == object_type}
+
     def read(self, object_type: str, object_id: str, relation: str) -> Iterable[RelationTuple]:
         key = (object_type, object_id, relation)
         found = self._cache.get(key)
@@ -166,6 +170,9 @@ class CheckCache:
             self.misses += 1
             return None
         self.hits += 1
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)  # least recently used goes first
         return entry[0]
 
     def put(self, key: tuple[Any, ...], allowed: bool, now: float,
@@ -243,9 +250,21 @@ class PermissionEngine:
             sql.prefetch(FILE, sorted(wanted))
             depth = max(oid.count("/") for oid in object_ids)
             checker = self.checker(conn, tenant, sql, principal, path_depth=depth)
+            # A file with no tuples of its own can only inherit, and siblings inherit the
+            # same: evaluate one per parent directory and share the answer.
+            with_tuples = sql.objects_with_tuples(FILE)
+            representative: dict[str, str] = {}
+            for oid in object_ids:
+                if oid not in with_tuples:
+                    representative.setdefault(paths.parent(oid) or "/", oid)
+            distinct = [oid for oid in object_ids
+                        if oid in with_tuples or representative[paths.parent(oid) or "/"] == oid]
             requests = [CheckRequest(FILE, oid, relation, subject[0], subject[1])
-                        for oid in object_ids]
-            return checker.check_many(requests), sql.earliest_expiry
+                        for oid in distinct]
+            answers = dict(zip(distinct, checker.check_many(requests), strict=True))
+            return [answers[oid] if oid in answers
+                    else answers[representative[paths.parent(oid) or "/"]]
+                    for oid in object_ids], sql.earliest_expiry
 
     def checker(self, conn: Any, tenant: str, sql: SqlTupleReader,
                 principal: Principal | None = None, *, path_depth: int = 64) -> Checker:

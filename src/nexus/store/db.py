@@ -80,7 +80,9 @@ class Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction (a consistent snapshot on PostgreSQL and SQLite WAL)."""
+        """A read transaction: one snapshot on SQLite (WAL); READ COMMITTED on PostgreSQL,
+        where each statement sees the latest commits (callers needing several statements
+        to agree lock rows in a write transaction instead)."""
         with self._translate(), self.engine.connect() as conn, conn.begin():
             yield conn
 

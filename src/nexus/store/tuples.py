@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nexus.store.schema import authz_revisions, rebac_tuples
@@ -60,6 +60,13 @@ def _stored(row: Any) -> StoredTuple:
 
 def _live(now: float) -> Any:
     return or_(_T.expires_at.is_(None), _T.expires_at > now)
+
+
+# The permission check's one query, built once (only parameters change per call).
+_READ_OBJECTS = select(*_READ_COLUMNS).where(
+    _T.tenant_id == bindparam("tenant_id"), _T.object_type == bindparam("object_type"),
+    _T.object_id.in_(bindparam("object_ids", expanding=True)),
+    or_(_T.expires_at.is_(None), _T.expires_at > bindparam("now")))
 
 
 class TupleRepository:
@@ -139,9 +146,9 @@ class TupleRepository:
         out: list[TupleRow] = []
         for start in range(0, len(object_ids), 500):
             chunk = list(object_ids[start:start + 500])
-            rows = self.conn.execute(select(*_READ_COLUMNS).where(
-                _T.tenant_id == tenant_id, _T.object_type == object_type,
-                _T.object_id.in_(chunk), _live(now)))
+            rows = self.conn.execute(_READ_OBJECTS, {"tenant_id": tenant_id,
+                                                     "object_type": object_type,
+                                                     "object_ids": chunk, "now": now})
             out.extend(_row(r) for r in rows)
         return out
 
