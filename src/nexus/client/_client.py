@@ -174,6 +174,15 @@ class NexusClient:
             "object": object, "permission": permission, "subject_type": subject_type,
             "tenant_id": tenant_id})
 
+    def rebac_write_model(self, model: str, tenant_id: str | None = None) -> dict[str, Any]:
+        """Replace the tenant's authorization model (OpenFGA DSL); validated against the
+        tenant's existing tuples."""
+        return self._call_rpc("rebac_write_model", {"model": model, "tenant_id": tenant_id})
+
+    def rebac_read_model(self, tenant_id: str | None = None) -> dict[str, Any]:
+        """The tenant's model in force (``model_id`` ``"default"`` if it never wrote one)."""
+        return self._call_rpc("rebac_read_model", {"tenant_id": tenant_id})
+
     def rebac_revision(self, tenant_id: str | None = None) -> str:
         """Consistency token of a tenant's tuples, for ``rebac_check(at_least=…)``."""
         return self._call_rpc("rebac_revision", {"tenant_id": tenant_id})

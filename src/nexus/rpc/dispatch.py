@@ -54,6 +54,8 @@ _TABLE = [
     RpcMethod("rebac_list_objects", "rebac.rebac_list_objects"),
     RpcMethod("rebac_list_subjects", "rebac.rebac_list_subjects"),
     RpcMethod("rebac_revision", "rebac.rebac_revision"),
+    RpcMethod("rebac_write_model", "rebac.rebac_write_model"),
+    RpcMethod("rebac_read_model", "rebac.rebac_read_model"),
     RpcMethod("admin_create_key", "keys.admin_create_key"),
     RpcMethod("admin_list_keys", "keys.admin_list_keys"),
     RpcMethod("admin_get_key", "keys.admin_get_key"),

@@ -49,7 +49,7 @@ from nexus.store import (
 from nexus.store.audit import AuditRepository
 from nexus.store.keys import KeyRepository
 from nexus.store.shares import ShareRepository
-from nexus.store.tuples import TupleRepository
+from nexus.store.tuples import ModelRepository, TupleRepository
 from nexus.types import FileInfo, Page, Principal, iso_time
 
 __all__ = ["FileService", "ReadStream"]
@@ -461,6 +461,7 @@ class FileService:
         KeyRepository(conn).delete_tenant(tenant)
         UsageRepository(conn).delete(tenant)
         AuditRepository(conn).delete_tenant(tenant)
+        ModelRepository(conn).delete_tenant(tenant)
         tuples.delete_partition(tenant)
         return tuples.bump_revision(tenant)
 

@@ -19,6 +19,7 @@ explicitly (shares) apply.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -35,12 +36,13 @@ from nexus.authz import (
     RelationTuple,
     TupleReader,
     default_model,
+    parse_model,
 )
 from nexus.authz.schema import WILDCARD
 from nexus.errors import NexusError
 from nexus.service.tenant_state import TenantStates
 from nexus.store import Database, FileRepository
-from nexus.store.tuples import TupleRepository
+from nexus.store.tuples import ModelRepository, TupleRepository
 from nexus.tenancy.lifecycle import BLOCKED
 from nexus.types import Principal
 
@@ -184,6 +186,12 @@ class CheckCache:
                 self._entries.popitem(last=False)
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(model_id: str, dsl: str) -> AuthzModel:
+    # Model versions are immutable, so a parse keyed by id never goes stale.
+    return parse_model(dsl)
+
+
 def subject_for(principal: Principal, object_tenant: str) -> tuple[str, str]:
     """The ``user`` subject id naming ``principal`` inside ``object_tenant``'s store."""
     if principal.tenant_id == object_tenant:
@@ -201,10 +209,21 @@ class PermissionEngine:
         self._cache = cache
         self._states = states
         self._clock = clock
+        self._models: dict[str, tuple[int, AuthzModel]] = {}
 
     def model_for(self, tenant_id: str) -> AuthzModel:
-        """The authorization model in force for a tenant."""
-        return default_model()
+        """The authorization model in force for a tenant: its own if it wrote one, else the
+        default. Parsed once per model id; re-checked when the tenant's revision moves
+        (a model write bumps it)."""
+        revision = self._revisions.current(tenant_id)
+        cached = self._models.get(tenant_id)
+        if cached is not None and cached[0] == revision:
+            return cached[1]
+        with self._db.read() as conn:
+            latest = ModelRepository(conn).latest(tenant_id)
+        model = default_model() if latest is None else _parsed(latest[0], latest[1])
+        self._models[tenant_id] = (revision, model)
+        return model
 
     def check_paths(self, principal: Principal, relation: str,
                     object_ids: Sequence[str]) -> list[bool]:

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from nexus import paths
-from nexus.authz import RelationTuple
+from nexus.authz import RelationTuple, default_model_text, parse_model
 from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
 from nexus.service.audit import AuditLog
 from nexus.service.permissions import FILE, PermissionEngine, RevisionTracker, SqlTupleReader
 from nexus.service.shares import record_share
 from nexus.store import Database, TenantRepository
-from nexus.store.tuples import StoredTuple, TupleRepository
+from nexus.store.tuples import ModelRepository, StoredTuple, TupleRepository
 from nexus.types import Principal, parse_timestamp
 
 __all__ = ["RebacService", "Ref", "parse_ref", "parse_subject"]
@@ -36,6 +37,8 @@ Ref = tuple[str, str, str | None]
 _ID = re.compile(r"[A-Za-z0-9._@+=:-]{1,255}")
 _TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _MEMBERSHIP_TYPES = frozenset({"group", "tenant"})
+_REQUIRED_RELATIONS = (("file", "parent"), ("file", "owner"), ("file", "can_write"),
+                       ("file", "can_read"), ("tenant", "member"))
 
 
 def parse_ref(value: Any, what: str) -> Ref:
@@ -172,6 +175,62 @@ class RebacService:
             self._audit.record(conn, principal, "revoke", _describe(stored), tenant=tenant)
         self._revisions.advanced(tenant, revision)
         return deleted
+
+    def rebac_write_model(self, principal: Principal, model: str,
+                          tenant_id: str | None = None) -> dict[str, Any]:
+        """Replace the tenant's authorization model (OpenFGA DSL, schema 1.1).
+
+        The model must keep what the server relies on — ``user``, ``tenant#member`` and
+        ``file`` with ``parent``, ``owner``, ``can_write`` and ``can_read`` — and every
+        tuple the tenant already has must still be valid under it; otherwise nothing
+        changes. The tenant's administrators and the system administrator may do this.
+        """
+        tenant = self._caller_tenant(principal, tenant_id)
+        self._require_owner(principal, tenant, ("tenant", tenant, None))
+        if not isinstance(model, str):
+            raise InvalidArgumentError("model must be the DSL text")
+        parsed = parse_model(model)
+        for type_name, relation in _REQUIRED_RELATIONS:
+            if not parsed.has_relation(type_name, relation):
+                raise InvalidArgumentError(
+                    f"the model must define {type_name}#{relation}: the server enforces "
+                    "file access with it")
+        if "user" not in parsed.types:
+            raise InvalidArgumentError("the model must define type user")
+        now = self._clock()
+        model_id = uuid.uuid4().hex
+        with self._db.write() as conn:
+            repo = TupleRepository(conn)
+            problems = []
+            after = None
+            while batch := repo.list(tenant, now=now, include_expired=True, after=after):
+                for t in batch:
+                    try:
+                        parsed.validate_tuple(t.object_type, t.relation, t.subject_type,
+                                              t.subject_id, t.subject_relation)
+                    except InvalidArgumentError as exc:
+                        problems.append(f"{_describe(t)}: {exc}")
+                after = batch[-1].tuple_id
+            if problems:
+                raise InvalidArgumentError(
+                    f"{len(problems)} existing tuples would be invalid under this model, "
+                    f"e.g. {'; '.join(problems[:3])}", invalid_tuples=len(problems))
+            ModelRepository(conn).add(tenant, model_id, model, now)
+            revision = repo.bump_revision(tenant)
+            self._audit.record(conn, principal, "model.write", f"model:{model_id}",
+                               tenant=tenant)
+        self._revisions.advanced(tenant, revision)
+        return {"tenant_id": tenant, "model_id": model_id, "revision": f"{tenant}@{revision}"}
+
+    def rebac_read_model(self, principal: Principal,
+                         tenant_id: str | None = None) -> dict[str, Any]:
+        """The tenant's model in force: ``{"model_id", "model"}`` (``default`` if none)."""
+        tenant = self._caller_tenant(principal, tenant_id)
+        with self._db.read() as conn:
+            latest = ModelRepository(conn).latest(tenant)
+        if latest is None:
+            return {"tenant_id": tenant, "model_id": "default", "model": default_model_text()}
+        return {"tenant_id": tenant, "model_id": latest[0], "model": latest[1]}
 
     def rebac_revision(self, principal: Principal, tenant_id: str | None = None) -> str:
         """The consistency token of a tenant's tuples (pass it as ``at_least``)."""

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from nexus.store.schema import authz_revisions, rebac_tuples
+from nexus.store.schema import authz_models, authz_revisions, rebac_tuples
 
-__all__ = ["StoredTuple", "TupleRepository", "TupleRow"]
+__all__ = ["ModelRepository", "StoredTuple", "TupleRepository", "TupleRow"]
 
 #: ``(object_type, object_id, relation, subject_type, subject_id, subject_relation | None,
 #: expires_at)`` — the shape the permission engine's ``RelationTuple`` is built from.
@@ -195,3 +195,26 @@ class TupleRepository:
 
     def delete_revision(self, tenant_id: str) -> None:
         self.conn.execute(delete(authz_revisions).where(authz_revisions.c.tenant_id == tenant_id))
+
+
+class ModelRepository:
+    """Per-tenant authorization models (OpenFGA DSL). The newest row is in force."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def latest(self, tenant_id: str) -> tuple[str, str] | None:
+        """``(model_id, dsl)`` of the tenant's model in force, or ``None`` (the default)."""
+        row = self.conn.execute(
+            select(authz_models.c.model_id, authz_models.c.dsl)
+            .where(authz_models.c.tenant_id == tenant_id)
+            .order_by(authz_models.c.created_at.desc(), authz_models.c.model_id.desc())
+            .limit(1)).first()
+        return (row[0], row[1]) if row else None
+
+    def add(self, tenant_id: str, model_id: str, dsl: str, now: float) -> None:
+        self.conn.execute(authz_models.insert().values(tenant_id=tenant_id, model_id=model_id,
+                                                       dsl=dsl, created_at=now))
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        self.conn.execute(delete(authz_models).where(authz_models.c.tenant_id == tenant_id))
