@@ -12,6 +12,7 @@ from nexus.service.maintenance import FsckReport, GcReport, Maintenance
 from nexus.service.permissions import CheckCache, PermissionEngine, RevisionTracker
 from nexus.service.quotas import QuotaLedger
 from nexus.service.rebac import RebacService
+from nexus.service.share_alias import ShareAliases
 from nexus.service.shares import ShareService
 from nexus.service.tenant_state import TenantStates
 from nexus.service.tenants import TenantService
@@ -88,7 +89,8 @@ def bootstrap(settings: Settings) -> NexusService:
     quotas = QuotaLedger(db=db)
     secret = load_or_create_secret(settings.data_dir, settings.secret)
     files = FileService(db=db, blobs=blobs, gate=gate, revisions=revisions, quotas=quotas,
-                        tenants=tenants, states=states, audit=audit)
+                        tenants=tenants, states=states, audit=audit,
+                        aliases=ShareAliases(db=db))
     return NexusService(
         settings=settings,
         db=db,

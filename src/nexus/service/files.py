@@ -36,6 +36,7 @@ from nexus.service.audit import AuditLog
 from nexus.service.listing import Lister, file_info
 from nexus.service.permissions import RevisionTracker
 from nexus.service.quotas import QuotaLedger
+from nexus.service.share_alias import ShareAliases
 from nexus.service.tenant_state import TenantStates
 from nexus.service.tenants import TENANT_DOCUMENT, TenantService, is_tenant_document
 from nexus.store import (
@@ -72,10 +73,11 @@ class FileService:
 
     def __init__(self, *, db: Database, blobs: BlobStore, gate: AccessGate,
                  revisions: RevisionTracker, quotas: QuotaLedger, tenants: TenantService,
-                 states: TenantStates, audit: AuditLog,
+                 states: TenantStates, audit: AuditLog, aliases: ShareAliases,
                  clock: Callable[[], float] = time.time) -> None:
         self._states = states
         self._audit = audit
+        self._aliases = aliases
         self._db = db
         self._blobs = blobs
         self._gate = gate
@@ -164,7 +166,7 @@ class FileService:
         on the current etag (:class:`ConflictError` otherwise); ``if_none_match`` makes it
         create-only (:class:`NexusFileExistsError` if the path exists).
         """
-        path = paths.normalize(path)
+        path = self._aliases.resolve(paths.normalize(path))
         self._gate.require(principal, Action.WRITE, path)
         _require_not_root(path)
         document_of = is_tenant_document(path)
@@ -202,7 +204,7 @@ class FileService:
         Concurrent appends to one file are serialised on its row, so none is lost and
         none interleaves with another.
         """
-        path = paths.normalize(path)
+        path = self._aliases.resolve(paths.normalize(path))
         self._gate.require(principal, Action.WRITE, path)
         _require_not_root(path)
         _refuse_document(path)
@@ -243,7 +245,7 @@ class FileService:
     def open_read(self, principal: Principal, path: str, *, offset: int = 0,
                   length: int | None = None) -> ReadStream:
         """Stream a file (or a byte range of it) in chunks, without loading it into memory."""
-        path = paths.normalize(path)
+        path = self._aliases.resolve(paths.normalize(path))
         self._gate.require(principal, Action.READ, path)
         if not isinstance(offset, int) or offset < 0 or (
                 length is not None and (not isinstance(length, int) or length < 0)):
@@ -267,6 +269,10 @@ class FileService:
     def stat(self, principal: Principal, path: str) -> FileInfo:
         """Metadata of a file or directory."""
         path = paths.normalize(path)
+        alias_dir = self._alias_directory(principal, path)
+        if alias_dir is not None:
+            return alias_dir
+        path = self._aliases.resolve(path)
         self._gate.require(principal, Action.READ, path)
         document_of = is_tenant_document(path)
         if document_of is not None:
@@ -291,6 +297,9 @@ class FileService:
              limit: int | None = None, cursor: str | None = None) -> Page:
         """One page of the entries below ``path`` that the principal may read."""
         path = paths.normalize(path)
+        aliases = self._aliases.alias_directory(path)
+        if aliases is not None and not self._exists_row(path):
+            return self._list_aliases(principal, path, *aliases)
         self._gate.require(principal, Action.READ, path)
         with self._db.read() as conn:
             target = self._get(FileRepository(conn), path)
@@ -426,6 +435,43 @@ class FileService:
                     raise ConflictError(
                         "too many concurrent changes to the same path; retry") from None
         raise AssertionError("unreachable")
+
+    def _exists_row(self, path: str) -> bool:
+        with self._db.read() as conn:
+            return self._get(FileRepository(conn), path) is not None
+
+    def _alias_directory(self, principal: Principal, path: str) -> FileInfo | None:
+        """The virtual ``from-<source>`` directory, for members of its tenant."""
+        aliases = self._aliases.alias_directory(path)
+        if aliases is None or self._exists_row(path) or not aliases[1]:
+            return None
+        self._require_member(principal, aliases[0], path)
+        now = iso_time(self._clock())
+        return FileInfo(path=path, name=paths.basename(path), type="directory", size=0,
+                        etag=None, version=1, created_at=now, modified_at=now)
+
+    def _list_aliases(self, principal: Principal, path: str, target: str,
+                      entries: list[tuple[str, str]]) -> Page:
+        self._require_member(principal, target, path)
+        if not entries:
+            raise NexusFileNotFoundError(f"no such directory: {path}", path=path)
+        readable = self._gate.readable(principal, [source for _, source in entries])
+        shown = []
+        with self._db.read() as conn:
+            repo = FileRepository(conn)
+            for (alias, source), ok in zip(entries, readable, strict=True):
+                record = self._get(repo, source) if ok else None
+                if record is not None:
+                    info = file_info(record)
+                    shown.append(FileInfo(alias, paths.basename(alias), info.type, info.size,
+                                          info.etag, info.version, info.created_at,
+                                          info.modified_at))
+        return Page(shown, None)
+
+    def _require_member(self, principal: Principal, tenant: str, path: str) -> None:
+        if not principal.is_admin and principal.tenant_id != tenant:
+            raise NexusPermissionError(f"permission denied: can_read on {path}", path=path,
+                                       permission="can_read")
 
     def _drop_grants(self, conn: Connection, path: str) -> dict[str, int]:
         """Delete tuples on ``path`` and below: no permission outlives its file."""

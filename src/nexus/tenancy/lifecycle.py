@@ -1,7 +1,7 @@
 """The tenant lifecycle: states and the transitions between them.
 
 ``trial``      working normally until ``trial_ends_at``; then suspended ("trial ended")
-``active``     working normally
+``active``     working normally (may be put on trial by the operator)
 ``suspended``  every key of the tenant is refused (``TenantSuspendedError``) and shares
                out of it stop resolving; data, grants and keys stay intact
 ``cancelled``  refused like ``suspended``; the next step is deletion
@@ -18,7 +18,9 @@ STATUSES = ("trial", "active", "suspended", "cancelled")
 BLOCKED = frozenset({"suspended", "cancelled"})
 TRANSITIONS: dict[str, frozenset[str]] = {
     "trial": frozenset({"active", "suspended", "cancelled"}),
-    "active": frozenset({"suspended", "cancelled"}),
+    # An operator may put a tenant (back) on trial: the guide's onboarding registers the
+    # workspace first, then writes "status": "trial" into its .tenant.json.
+    "active": frozenset({"trial", "suspended", "cancelled"}),
     "suspended": frozenset({"active", "cancelled"}),
     "cancelled": frozenset(),
 }
@@ -29,6 +31,7 @@ def check_transition(current: str, new: str) -> str:
     if new not in STATUSES:
         raise InvalidArgumentError(f"status must be one of {list(STATUSES)}, not {new!r}")
     if new != current and new not in TRANSITIONS.get(current, frozenset()):
-        raise ConflictError(f"a {current} tenant cannot become {new}"
+        article = "an" if current[0] in "aeiou" else "a"
+        raise ConflictError(f"{article} {current} tenant cannot become {new}"
                             + ("; delete it instead" if current == "cancelled" else ""))
     return new

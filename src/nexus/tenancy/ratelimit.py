@@ -26,7 +26,8 @@ class RateLimiter:
         with self._lock:
             tokens, last = self._buckets.get(key, (float(burst), now))
             tokens = min(float(burst), tokens + (now - last) * rate)
-            if tokens >= 1.0:
+            if tokens >= 1.0 - 1e-6:  # tolerate float error in the refill arithmetic
+                tokens = max(tokens, 1.0)
                 self._buckets[key] = (tokens - 1.0, now)
                 return 0.0
             self._buckets[key] = (tokens, now)
