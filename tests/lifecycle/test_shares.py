@@ -100,3 +100,31 @@ def test_only_owners_share_and_guide_step4_call_works(parties, admin: NexusClien
     admin.rebac_create(subject=("tenant", "beta"), relation="can_read", object=("file", DOC))
     assert [s["path"] for s in admin.list_shares("acme")] == [DOC]
     assert bob.read(DOC) == b"%PDF proposal"
+
+
+def test_share_appears_in_the_target_tenant_as_a_live_reference(parties,
+                                                                admin: NexusClient) -> None:
+    alice, bob, cyd = parties["alice"], parties["bob"], parties["cyd"]
+    alias = "/tenants/beta/shared/from-acme/partnership-proposal.pdf"
+    with pytest.raises(nexus.NexusFileNotFoundError):
+        bob.read(alias)  # nothing shared yet: an ordinary (missing) path of bob's tenant
+    alice.create_share(DOC, "beta")
+    assert bob.read(alias) == b"%PDF proposal"
+    assert parties["beta_member"].read(alias) == b"%PDF proposal"  # every member of beta
+    assert [e["path"] for e in bob.list("/tenants/beta/shared/from-acme")] == [alias]
+    assert bob.stat("/tenants/beta/shared/from-acme")["type"] == "directory"
+    admin.write(DOC, b"%PDF v2")  # live: the alias reads the current source
+    assert bob.read(alias) == b"%PDF v2"
+    with pytest.raises(nexus.NexusPermissionError):
+        bob.write(alias, b"tampered")  # can_read share
+    assert admin.read(DOC) == b"%PDF v2"
+    for attack in (lambda: cyd.read(alias), lambda: cyd.list("/tenants/beta/shared/from-acme")):
+        with pytest.raises(nexus.NexusPermissionError):
+            attack()
+    share = alice.list_shares("acme")[0]
+    alice.revoke_share(share["share_id"])
+    with pytest.raises(nexus.NexusPermissionError):
+        parties["beta_member"].read(alias)
+    with pytest.raises(nexus.NexusFileNotFoundError):
+        bob.read(alias)  # the alias is gone; bob owns beta, so it is just a missing path
+    assert admin.get_tenant("beta")["usage"]["files"] == 0  # never on the target's quota
