@@ -601,12 +601,7 @@ class FileService:
     def _partitions_below(self, conn: Connection, path: str) -> list[str]:
         """Partitions that hold entries below ``path`` (several only for / and /tenants)."""
         if path in ("/", paths.TENANTS_ROOT):
-            tenant_ids = []
-            after = None
-            while batch := TenantRepository(conn).ids(after=after, limit=1000):
-                tenant_ids.extend(batch)
-                after = batch[-1]
-            return [paths.SYSTEM_PARTITION, *tenant_ids]
+            return [paths.SYSTEM_PARTITION, *TenantRepository(conn).iter_ids()]
         return [paths.partition_of(path)]
 
     def _has_entries(self, conn: Connection, partition: str, path: str) -> bool:

@@ -116,12 +116,8 @@ class Lister:
             yield paths.partition_of(path), path, _subtree
             return
         yield paths.SYSTEM_PARTITION, path, _subtree
-        tenants = TenantRepository(conn)
-        after = None
-        while batch := tenants.ids(after=after, limit=1000):
-            for tenant_id in batch:
-                yield tenant_id, paths.TENANTS_ROOT, _subtree
-            after = batch[-1]
+        for tenant_id in TenantRepository(conn).iter_ids():
+            yield tenant_id, paths.TENANTS_ROOT, _subtree
 
 
 def _partition_order(partition: str) -> tuple[int, str]:

@@ -50,12 +50,7 @@ class Maintenance:
     def partitions(self) -> list[str]:
         """System partition, every registered tenant, and any tenant that only has blobs."""
         with self._db.read() as conn:
-            tenants = TenantRepository(conn)
-            ids: list[str] = []
-            after = None
-            while batch := tenants.ids(after=after, limit=1000):
-                ids.extend(batch)
-                after = batch[-1]
+            ids = list(TenantRepository(conn).iter_ids())
         known = {paths.SYSTEM_PARTITION, *ids}
         return sorted(known | set(self._blobs.namespaces()))
 

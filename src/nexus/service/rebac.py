@@ -392,10 +392,4 @@ class RebacService:
 
     def _all_tenants(self) -> list[str]:
         with self._db.read() as conn:
-            repo = TenantRepository(conn)
-            out: list[str] = []
-            after = None
-            while batch := repo.ids(after=after, limit=1000):
-                out.extend(batch)
-                after = batch[-1]
-        return out
+            return list(TenantRepository(conn).iter_ids())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +90,13 @@ class TenantRepository:
             query = query.where(_T.tenant_id > after)
         query = query.order_by(_T.tenant_id).limit(limit)
         return [row[0] for row in self.conn.execute(query)]
+
+    def iter_ids(self, *, page: int = 1000) -> Iterator[str]:
+        """Every tenant id in ascending order, fetched a page at a time."""
+        after = None
+        while batch := self.ids(after=after, limit=page):
+            yield from batch
+            after = batch[-1]
 
     def list(self, *, plan: str | None = None, status: str | None = None,
              after: str | None = None, limit: int = 100) -> list[TenantRecord]:
