@@ -110,3 +110,20 @@ def test_tenant_deletion_leaves_a_tombstone(admin: NexusClient, acme) -> None:
     system = _events(admin, "_system")
     assert [e["target"] for e in system if e["action"] == "tenant.delete"] == ["/tenants/acme"]
     assert admin.audit_verify("_system")["ok"]
+
+
+def test_retention_prunes_old_events_and_the_chain_still_verifies(admin: NexusClient, acme,
+                                                                  service) -> None:
+    acme["alice"].write("/tenants/acme/old", b"o")
+    with service.db.write() as conn:  # age every event so far by 100 days
+        conn.execute(text("UPDATE audit_events SET at = at - 8640000 "
+                          "WHERE tenant_id = 'acme'"))
+    old_count = len(_events(admin, "acme"))
+    admin.update_tenant("acme", settings={"data_retention_days": 90})
+    acme["alice"].write("/tenants/acme/new", b"n")
+    removed = service.maintenance.gc(grace_seconds=3600).audit_events_removed
+    assert removed == old_count
+    remaining = _events(admin, "acme")
+    assert [e["action"] for e in remaining] == ["tenant.update", "write"]
+    report = admin.audit_verify("acme")
+    assert report["ok"] and report["events"] == 2

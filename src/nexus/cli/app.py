@@ -121,7 +121,8 @@ def gc(data_dir: DataDir = Path("nexus-data"), database_url: DatabaseUrl = None,
         service.close()
     print_report("gc", {"blobs removed": report.blobs_removed,
                         "bytes removed": report.bytes_removed,
-                        "staging files removed": report.staging_removed})
+                        "staging files removed": report.staging_removed,
+                        "audit events past retention": report.audit_events_removed})
 
 
 @app.command()

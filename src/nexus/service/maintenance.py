@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from nexus import paths
 from nexus.blobs import BlobNotFound, BlobStore, LocalBlobStore
 from nexus.store import Database, FileRepository, TenantRepository, UsageRepository
+from nexus.store.audit import AuditRepository
 
 __all__ = ["FsckReport", "GcReport", "Maintenance"]
 
@@ -23,6 +24,7 @@ class GcReport:
     blobs_removed: int = 0
     bytes_removed: int = 0
     staging_removed: int = 0
+    audit_events_removed: int = 0
 
 
 @dataclass
@@ -54,9 +56,25 @@ class Maintenance:
         known = {paths.SYSTEM_PARTITION, *ids}
         return sorted(known | set(self._blobs.namespaces()))
 
+    def apply_retention(self) -> int:
+        """Drop audit events older than each tenant's ``settings.data_retention_days``
+        (tenants without the setting keep everything); returns how many."""
+        removed = 0
+        now = self._clock()
+        with self._db.read() as conn:
+            tenants = TenantRepository(conn)
+            retained = [(r.tenant_id, r.settings.get("data_retention_days"))
+                        for r in (tenants.get(t) for t in list(tenants.iter_ids())) if r]
+        for tenant_id, days in retained:
+            if isinstance(days, int | float) and not isinstance(days, bool) and days > 0:
+                with self._db.write() as conn:
+                    removed += AuditRepository(conn).prune(tenant_id, now - days * 86400)
+        return removed
+
     def gc(self, *, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> GcReport:
-        """Delete blobs no file references and that are older than ``grace_seconds``."""
-        report = GcReport()
+        """Delete blobs no file references and that are older than ``grace_seconds``, and
+        audit events past their tenant's retention."""
+        report = GcReport(audit_events_removed=self.apply_retention())
         cutoff = self._clock() - grace_seconds
         for partition in self.partitions():
             with self._db.read() as conn:

@@ -67,7 +67,8 @@ class AuditRepository:
         """Add the next event of ``tenant_id``'s chain. Concurrent appenders serialise on
         the chain's head row, so sequence numbers have no gaps and no duplicates."""
         self.conn.execute(self._insert(audit_heads).values(
-            tenant_id=tenant_id, seq=0, hash=GENESIS).on_conflict_do_nothing())
+            tenant_id=tenant_id, seq=0, hash=GENESIS, base_seq=0,
+            base_hash=GENESIS).on_conflict_do_nothing())
         head = self.conn.execute(
             update(audit_heads).where(_H.tenant_id == tenant_id)
             .values(seq=_H.seq + 1).returning(_H.seq, _H.hash)).one()
@@ -101,7 +102,10 @@ class AuditRepository:
     def verify(self, tenant_id: str) -> tuple[int, list[str]]:
         """Walk the chain: ``(events checked, problems)``."""
         problems: list[str] = []
-        expected_seq, prev, count = 1, GENESIS, 0
+        base = self.conn.execute(select(_H.base_seq, _H.base_hash)
+                                 .where(_H.tenant_id == tenant_id)).first()
+        expected_seq, prev = (int(base[0]) + 1, base[1]) if base else (1, GENESIS)
+        count = 0
         while batch := self.events(tenant_id, after_seq=expected_seq - 1, limit=5000):
             for event in batch:
                 count += 1
@@ -114,10 +118,24 @@ class AuditRepository:
                     problems.append(f"event {event.seq}: content was altered")
                 expected_seq, prev = event.seq + 1, event.hash
         head_seq, head_hash = self.head(tenant_id)
-        if head_seq != expected_seq - 1 or (head_seq and head_hash != prev):
+        if head_seq != expected_seq - 1 or (count and head_hash != prev):
             problems.append(f"the log ends at event {expected_seq - 1} but its head says "
                             f"{head_seq}: events were removed")
         return count, problems
+
+    def prune(self, tenant_id: str, before: float) -> int:
+        """Drop the events older than ``before`` (retention). The chain stays verifiable:
+        the head remembers the last dropped event's sequence number and hash."""
+        last = self.conn.execute(
+            select(_E.seq, _E.hash).where(_E.tenant_id == tenant_id, _E.at < before)
+            .order_by(_E.seq.desc()).limit(1)).first()
+        if last is None:
+            return 0
+        removed = self.conn.execute(delete(audit_events).where(
+            _E.tenant_id == tenant_id, _E.seq <= last[0])).rowcount
+        self.conn.execute(update(audit_heads).where(_H.tenant_id == tenant_id)
+                          .values(base_seq=last[0], base_hash=last[1]))
+        return int(removed)
 
     def delete_tenant(self, tenant_id: str) -> None:
         self.conn.execute(delete(audit_events).where(_E.tenant_id == tenant_id))

@@ -208,4 +208,7 @@ audit_heads = Table(
     Column("tenant_id", String(63), primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    # Retention prunes the oldest events; the chain then starts after this event.
+    Column("base_seq", BigInteger, nullable=False, default=0),
+    Column("base_hash", String(64), nullable=False, default="0" * 64),
 )
