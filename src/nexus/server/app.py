@@ -6,15 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 import nexus
-from nexus.errors import NexusError
+from nexus.errors import NexusError, NexusPermissionError
 from nexus.server.content import download, upload
+from nexus.server.metrics import Metrics, MetricsMiddleware
 from nexus.server.middleware import RequestIdMiddleware
-from nexus.server.rpc_endpoint import rpc_endpoint
+from nexus.server.responses import error_response
+from nexus.server.rpc_endpoint import _bearer, rpc_endpoint
 from nexus.service import NexusService, bootstrap
 from nexus.settings import Settings
 
@@ -49,8 +52,29 @@ def create_app(settings: Settings | None = None, *,
                       summary="Upload a file from the raw request body")
     app.add_api_route("/api/fs/content", upload, methods=["POST"],
                       summary="Append the raw request body to a file")
+    metrics = Metrics(svc)
+    app.state.metrics = metrics
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"],
+                      summary="Prometheus metrics (system administrator key required)")
+    # Outermost first: request id and access log, then metrics, then the router.
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """The Prometheus exposition, for the system administrator's key only."""
+    service: NexusService = request.app.state.service
+    try:
+        principal = await run_in_threadpool(service.keys.authenticate, _bearer(request))
+        if not principal.is_admin:
+            raise NexusPermissionError("permission denied: metrics are for the system "
+                                       "administrator")
+    except NexusError as exc:
+        return error_response(exc)
+    registry = request.app.state.metrics.registry
+    body = await run_in_threadpool(generate_latest, registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 async def health(request: Request) -> JSONResponse:

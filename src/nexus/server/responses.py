@@ -46,7 +46,7 @@ def error_response(exc: BaseException, request_id: Any = None, *,
                             "to the operator")
     data = error_payload(exc)
     data["request_id"] = current_request_id.get()
-    headers = {}
+    headers = {"X-Nexus-Error": exc.code}
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(int(exc.details.get("retry_after", 1)))
     body = {"jsonrpc": "2.0", "error": {"code": rpc_code, "message": exc.message, "data": data},

@@ -207,6 +207,7 @@ class PermissionEngine:
         self._db = db
         self._revisions = revisions
         self._cache = cache
+        self.cache = cache  # read by the metrics collector
         self._states = states
         self._clock = clock
         self._models: dict[str, tuple[int, AuthzModel]] = {}

@@ -355,6 +355,12 @@ class TenantService:
                             "api_calls": peaks["api_calls"]},
                 "rule": "plan price + overage on the month's peak users and storage"}
 
+    def fleet_counts(self) -> dict[str, dict[str, int]]:
+        """Tenants by status and by plan (for metrics; two aggregate queries)."""
+        with self._db.read() as conn:
+            tenants = TenantRepository(conn)
+            return {"status": tenants.count_by("status"), "plan": tenants.count_by("plan")}
+
     def tenant_health_metrics(self, principal: Principal) -> dict[str, Any]:
         """Fleet totals by aggregate queries (never by reading every tenant)."""
         _require_admin(principal)
