@@ -128,3 +128,35 @@ def test_share_appears_in_the_target_tenant_as_a_live_reference(parties,
     with pytest.raises(nexus.NexusFileNotFoundError):
         bob.read(alias)  # the alias is gone; bob owns beta, so it is just a missing path
     assert admin.get_tenant("beta")["usage"]["files"] == 0  # never on the target's quota
+
+
+def test_share_records_follow_their_files(parties, admin: NexusClient) -> None:
+    alice, bob = parties["alice"], parties["bob"]
+    first = alice.create_share(DOC, "beta", expires_in_days=1)
+    again = alice.create_share(DOC, "beta", expires_in_days=30)
+    assert again["share_id"] == first["share_id"]  # one grant, one share
+    assert len(alice.list_shares("acme")) == 1
+    admin.rename(DOC, "/tenants/acme/shared/renamed.pdf")
+    assert alice.list_shares("acme")[0]["path"] == "/tenants/acme/shared/renamed.pdf"
+    assert bob.read("/tenants/beta/shared/from-acme/renamed.pdf") == b"%PDF proposal"
+    admin.delete("/tenants/acme/shared/renamed.pdf")
+    assert alice.list_shares("acme") == []
+    assert alice.list_shares("acme", include_expired=True)[0]["status"] == "revoked"
+
+
+def test_tenant_owner_cannot_delete_the_tenant(parties, admin: NexusClient) -> None:
+    with pytest.raises(nexus.NexusPermissionError):
+        parties["alice"].rmdir("/tenants/acme", recursive=True)
+    assert admin.read(DOC) == b"%PDF proposal"
+    assert admin.get_tenant("acme")["status"] == "active"
+
+
+def test_rebac_check_answers_like_the_enforcement_point(parties, admin: NexusClient) -> None:
+    admin.rebac_create(("user", "*"), "can_read", ("file", "/tenants/acme/public"))
+    admin.write("/tenants/acme/public/p.md", b"p")
+    assert admin.rebac_check(("user", "anyone"), "can_read", ("file", "/tenants/acme/public"))
+    # A user of another tenant is not "everyone" in acme.
+    assert not admin.rebac_check(("user", "beta/bob"), "can_read",
+                                 ("file", "/tenants/acme/public/p.md"))
+    with pytest.raises(nexus.NexusPermissionError):
+        parties["bob"].read("/tenants/acme/public/p.md")

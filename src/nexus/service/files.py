@@ -122,6 +122,13 @@ class FileService:
         self._gate.require(principal, Action.WRITE, path)
         if path == "/":
             raise InvalidArgumentError("the root directory cannot be removed")
+        if path == paths.TENANTS_ROOT or path == _tenant_root_of(path):
+            # Removing a tenant's root deletes the tenant (keys, users, grants, log):
+            # the system administrator's decision, like delete_tenant.
+            if not principal.is_admin:
+                raise NexusPermissionError(
+                    f"permission denied: only the system administrator removes {path} "
+                    "(use delete_tenant)", path=path, permission="owner")
 
         def run(conn: Connection) -> dict[str, int]:
             repo = FileRepository(conn)
@@ -481,6 +488,7 @@ class FileService:
         tuples = TupleRepository(conn)
         if not tuples.delete_objects_below(tenant, "file", path):
             return {}
+        ShareRepository(conn).revoke_below(tenant, path, self._clock())
         return {tenant: tuples.bump_revision(tenant)}
 
     def _move_grants(self, conn: Connection, src: str, dst: str) -> dict[str, int]:
@@ -490,6 +498,7 @@ class FileService:
         tuples = TupleRepository(conn)
         if not tuples.move_objects(tenant, "file", src, dst):
             return {}
+        ShareRepository(conn).move_below(tenant, src, dst)
         return {tenant: tuples.bump_revision(tenant)}
 
     def _drop_tenant(self, conn: Connection, tenant: str) -> int:

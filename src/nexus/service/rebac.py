@@ -384,11 +384,15 @@ class RebacService:
 
     def _checker(self, conn: Any, tenant: str, subject: Ref | None) -> Any:
         sql = SqlTupleReader(TupleRepository(conn), tenant, self._clock())
-        local_user = None
-        if subject is not None and subject[0] == "user" and "/" not in subject[1] \
-                and subject[1] != "*" and subject[2] is None:
-            local_user = Principal(user_id=subject[1], tenant_id=tenant)
-        return self._engine.checker(conn, tenant, sql, local_user)
+        # The subject as a principal: its tenant membership is added as a contextual tuple,
+        # and a user of another tenant ("beta/bob") does not see wildcard grants — exactly
+        # what the enforcement point does for that user.
+        as_principal = None
+        if subject is not None and subject[0] == "user" and subject[1] != "*" \
+                and subject[2] is None:
+            home, _, user = subject[1].rpartition("/")
+            as_principal = Principal(user_id=user, tenant_id=home or tenant)
+        return self._engine.checker(conn, tenant, sql, as_principal)
 
     def _all_tenants(self) -> list[str]:
         with self._db.read() as conn:

@@ -97,9 +97,18 @@ class ShareService:
                 raise NexusFileNotFoundError(f"no tenant {target_tenant_id!r}")
             tuples = TupleRepository(conn)
             stored = tuples.write(source, grant, now=now, created_by=principal.user_id)
-            record = record_share(conn, source=source, target=target_tenant_id, path=path,
-                                  permission=permission, tuple_id=stored.tuple_id, now=now,
-                                  expires_at=expiry, created_by=principal.user_id)
+            shares = ShareRepository(conn)
+            same = [s for s in shares.outgoing(source)
+                    if s.tuple_id == stored.tuple_id and s.revoked_at is None]
+            if same:
+                # One grant, one share: sharing again renews the existing share.
+                shares.set_expiry(source, same[0].share_id, expiry)
+                record = shares.get(source, same[0].share_id) or same[0]
+            else:
+                record = record_share(conn, source=source, target=target_tenant_id,
+                                      path=path, permission=permission,
+                                      tuple_id=stored.tuple_id, now=now, expires_at=expiry,
+                                      created_by=principal.user_id)
             revision = tuples.bump_revision(source)
             self._audit.record(conn, principal, "share.create", path,
                                detail=f"{permission} to {target_tenant_id}")

@@ -96,11 +96,9 @@ class Database:
             if getattr(exc.orig, "sqlstate", None) == "54000":  # program_limit_exceeded
                 raise InvalidPathError(
                     "path too long for this database's index (PostgreSQL limits an index "
-                    "entry to about 2,700 bytes; use shorter names)", rule="path_length"
-                ) from exc
-            raise
-        except OperationalError as exc:
-            if _is_connection_failure(exc):
+                    "entry to about 2,700 bytes, which holds a path and its parent: keep "
+                    "paths under about 1,300 bytes)", rule="path_length") from exc
+            if isinstance(exc, OperationalError) and _is_connection_failure(exc):
                 raise UnavailableError("the metadata database is unreachable") from exc
             raise
 
@@ -147,5 +145,8 @@ def _sqlite_on_begin(conn: Connection) -> None:
 
 
 def _is_connection_failure(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or "connect" in str(exc.orig).lower()
+    text = str(exc.orig).lower()
+    return bool(exc.connection_invalidated) or any(
+        word in text for word in ("connect", "could not translate host", "server closed",
+                                  "terminating connection", "unable to open database"))
 

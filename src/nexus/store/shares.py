@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from nexus.store.schema import shares
 
@@ -64,6 +64,25 @@ class ShareRepository:
     def revoke(self, source_tenant: str, share_id: str, now: float) -> None:
         self.conn.execute(update(shares).where(
             _S.source_tenant == source_tenant, _S.share_id == share_id).values(revoked_at=now))
+
+    def set_expiry(self, source_tenant: str, share_id: str, expires_at: float | None) -> None:
+        self.conn.execute(update(shares).where(
+            _S.source_tenant == source_tenant, _S.share_id == share_id)
+            .values(expires_at=expires_at))
+
+    def revoke_below(self, source_tenant: str, root: str, now: float) -> int:
+        """End the shares of ``root`` and of everything below it (the files are gone)."""
+        return self.conn.execute(update(shares).where(
+            _S.source_tenant == source_tenant, _S.revoked_at.is_(None),
+            or_(_S.path == root, and_(_S.path > root + "/", _S.path < root + "0")))
+            .values(revoked_at=now)).rowcount
+
+    def move_below(self, source_tenant: str, src: str, dst: str) -> int:
+        """Follow a rename: shares of ``src`` and below now name ``dst``."""
+        return self.conn.execute(update(shares).where(
+            _S.source_tenant == source_tenant,
+            or_(_S.path == src, and_(_S.path > src + "/", _S.path < src + "0")))
+            .values(path=dst + func.substr(_S.path, len(src) + 1))).rowcount
 
     def delete_tenant(self, tenant_id: str) -> None:
         """Every share from or to a tenant (tenant deletion)."""
