@@ -73,7 +73,11 @@ class AuditLog:
             self.record(conn, principal, action, target, result=result, detail=detail)
 
     def record_read(self, principal: Principal, action: str, target: str) -> None:
-        """A read, unless the target tenant switched read auditing off."""
+        """A read, unless the target tenant switched read auditing off. Reads by the
+        in-process operator (the embedded engine opened without a key: no credential,
+        no request) are not recorded; every keyed principal's are."""
+        if principal.key_id is None and principal.is_admin:
+            return
         if self._reads_enabled(tenant_for(principal, target)):
             self.record_now(principal, action, target)
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nexus.store.schema import audit_events, audit_heads
@@ -56,6 +56,14 @@ def _hashed_fields(event: dict[str, Any]) -> dict[str, Any]:
                                   "target", "result", "detail", "request_id", "client")}
 
 
+# The append path's statements, built once. _ADVANCE locks the chain's head row.
+_ADVANCE = (update(audit_heads).where(_H.tenant_id == bindparam("t"))
+            .values(seq=_H.seq + 1).returning(_H.seq, _H.hash))
+_SET_HASH = (update(audit_heads).where(_H.tenant_id == bindparam("t"))
+             .values(hash=bindparam("h")))
+_INSERT = audit_events.insert()
+
+
 class AuditRepository:
     """SQL access to ``audit_events`` and ``audit_heads`` on one connection."""
 
@@ -66,18 +74,17 @@ class AuditRepository:
     def append(self, tenant_id: str, **fields: Any) -> AuditEvent:
         """Add the next event of ``tenant_id``'s chain. Concurrent appenders serialise on
         the chain's head row, so sequence numbers have no gaps and no duplicates."""
-        self.conn.execute(self._insert(audit_heads).values(
-            tenant_id=tenant_id, seq=0, hash=GENESIS, base_seq=0,
-            base_hash=GENESIS).on_conflict_do_nothing())
-        head = self.conn.execute(
-            update(audit_heads).where(_H.tenant_id == tenant_id)
-            .values(seq=_H.seq + 1).returning(_H.seq, _H.hash)).one()
+        head = self.conn.execute(_ADVANCE, {"t": tenant_id}).first()
+        if head is None:  # the chain's first event
+            self.conn.execute(self._insert(audit_heads).values(
+                tenant_id=tenant_id, seq=0, hash=GENESIS, base_seq=0,
+                base_hash=GENESIS).on_conflict_do_nothing())
+            head = self.conn.execute(_ADVANCE, {"t": tenant_id}).one()
         event = {"tenant_id": tenant_id, "seq": int(head[0]), **fields}
         event["prev_hash"] = head[1]
         event["hash"] = event_hash(head[1], _hashed_fields(event))
-        self.conn.execute(update(audit_heads).where(_H.tenant_id == tenant_id)
-                          .values(hash=event["hash"]))
-        self.conn.execute(audit_events.insert().values(**event))
+        self.conn.execute(_SET_HASH, {"t": tenant_id, "h": event["hash"]})
+        self.conn.execute(_INSERT, event)
         return AuditEvent(**event)
 
     def events(self, tenant_id: str, *, after_seq: int = 0, since: float | None = None,
