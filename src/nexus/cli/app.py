@@ -12,7 +12,13 @@ from typing import Annotated
 import typer
 
 import nexus
+from nexus.cli.audit import audit_app
+from nexus.cli.files import fs_app
+from nexus.cli.keys import keys_app
+from nexus.cli.rebac import rebac_app
 from nexus.cli.render import console, exit_on_error, print_report
+from nexus.cli.shares import shares_app
+from nexus.cli.tenants import tenants_app
 
 __all__ = ["app", "main"]
 
@@ -60,6 +66,12 @@ def serve(
 admin_app = typer.Typer(help="Operator commands that talk to the database directly.",
                         no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+app.add_typer(fs_app, name="fs")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+app.add_typer(shares_app, name="shares")
+app.add_typer(audit_app, name="audit")
+app.add_typer(rebac_app, name="rebac")
 
 
 @admin_app.command("create-key")
