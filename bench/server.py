@@ -400,9 +400,10 @@ class Workload:
     """The operations, against one server, through the guide's client API."""
 
     def __init__(self, url: str, admin_key: str, server_pid: int | None, plan: Plan,
-                 seed: int = 1234) -> None:
+                 seed: int = 1234, data_dir: Path | None = None) -> None:
         self.url = url
         self.server_pid = server_pid
+        self.data_dir = data_dir  # known with --start: the disk baseline is measured there
         self.plan = plan
         self.rng = random.Random(seed)
         self.admin = self.connect(admin_key)
@@ -412,6 +413,7 @@ class Workload:
         self.written: list[tuple[int, str]] = []  # (tenant index, path) of write_1k files
         self.list_dir: str | None = None
         self.big_file: str | None = None
+        self.big_size = 0
 
     def connect(self, api_key: str, timeout: float = 60.0) -> nexus.NexusClient:
         return nexus.connect(config={"url": self.url, "api_key": api_key, "timeout": timeout})
@@ -420,6 +422,24 @@ class Workload:
         for tenant in self.tenants:
             tenant.client.close()
         self.admin.close()
+
+    # -- the floor ---------------------------------------------------------------------
+
+    def op_health(self, n: int) -> Result:
+        """``GET /health`` with a bare keep-alive httpx client: HTTP, one worker-thread
+        hop and ``SELECT 1`` — the least any call costs on this server and machine."""
+        with httpx.Client(base_url=self.url, timeout=60) as http:
+            for _ in range(20):
+                http.get("/health")
+
+            def one(_: int) -> None:
+                if http.get("/health").status_code != 200:
+                    raise AssertionError("the server is unhealthy")
+
+            samples = timed(one, n)
+        return Result("", "health", samples,
+                      note="GET /health (httpx, no client library): HTTP + one thread hop "
+                           "+ SELECT 1, the floor of every call")
 
     # -- onboarding --------------------------------------------------------------------
 
@@ -621,7 +641,7 @@ class Workload:
         mix = " ".join(f"{k}={kinds[k]}" for k in ("read", "write", "list", "mkdir"))
         note = f"{len(clients)} tenant owners (no admin key), {wall:.1f} s; {mix}"
         if server_cpu0 is not None and server_cpu1 is not None:
-            note += f"; server CPU {(server_cpu1 - server_cpu0) / wall * 100:.0f}%"
+            note += f"; server CPU {(server_cpu1 - server_cpu0) / wall * 100:.0f}% of a core"
         if client_cpu0 is not None and client_cpu1 is not None:
             note += f", client CPU {(client_cpu1 - client_cpu0) / wall * 100:.0f}%"
         if errors:
@@ -630,7 +650,26 @@ class Workload:
 
     # -- streams -----------------------------------------------------------------------
 
+    def disk_baseline(self, size: int) -> float | None:
+        """MB/s of writing ``size`` bytes in 1 MiB blocks plus one fsync in the data
+        directory: what the disk allows a durable upload (None if it is not known)."""
+        if self.data_dir is None:
+            return None
+        block = os.urandom(MIB)
+        fd, name = tempfile.mkstemp(dir=self.data_dir, prefix="disk-baseline-")
+        try:
+            start = time.perf_counter()
+            with os.fdopen(fd, "wb") as handle:
+                for _ in range(size // MIB):
+                    handle.write(block)
+                handle.flush()
+                os.fsync(handle.fileno())
+            return size / (time.perf_counter() - start) / MB
+        finally:
+            os.unlink(name)
+
     def op_upload(self, size: int) -> Result:
+        disk = self.disk_baseline(size)
         run = next(self.runs)
         owner = self.tenants[0]
         client = self.connect(owner.api_key, timeout=600)
@@ -648,12 +687,15 @@ class Workload:
         client.close()
         if info.get("size") != size:
             raise AssertionError(f"upload stored {info.get('size')} bytes, not {size}")
-        self.big_file = path
-        return self._stream_result("upload", size, elapsed, rss,
-                                   "write(path, generator of 1 MiB chunks)")
+        self.big_file, self.big_size = path, size
+        result = self._stream_result("upload", size, elapsed, rss,
+                                     "write(path, generator of 1 MiB chunks)")
+        if disk is not None:
+            result.note += f"; disk alone (write + fsync, same size): {disk:,.0f} MB/s"
+        return result
 
     def op_download(self, size: int) -> Result:
-        if self.big_file is None:
+        if self.big_file is None or self.big_size != size:
             self.op_upload(size)
         assert self.big_file is not None
         client = self.connect(self.tenants[0].api_key, timeout=600)
@@ -683,10 +725,12 @@ class Workload:
 
 
 def run_workload(backend: str, url: str, admin_key: str, server_pid: int | None,
-                 plan: Plan, args: argparse.Namespace) -> tuple[list[Result], list[str]]:
-    work = Workload(url, admin_key, server_pid, plan)
+                 plan: Plan, args: argparse.Namespace, data_dir: Path | None = None
+                 ) -> tuple[list[Result], list[str]]:
+    work = Workload(url, admin_key, server_pid, plan, data_dir=data_dir)
     results: list[Result] = []
     ops: dict[str, Callable[[int], Result]] = {
+        "health": lambda n: work.op_health(n),
         "onboard": lambda n: work.op_onboard(n),
         "write_1k": lambda n: work.op_write(n),
         "read_1k": lambda n: work.op_read(n),
@@ -696,12 +740,12 @@ def run_workload(backend: str, url: str, admin_key: str, server_pid: int | None,
         "upload": lambda n: work.op_upload(n),
         "download": lambda n: work.op_download(n),
     }
-    sizes = {"onboard": plan.n(plan.onboard_n), "write_1k": plan.n(plan.write_n),
-             "read_1k": plan.n(plan.read_n), "denied_read": plan.n(plan.denied_n),
-             "list_1000": plan.n(plan.list_n),
+    stream = plan.stream_bytes if plan.scale == 1 else 128 * MIB
+    sizes = {"health": plan.n(plan.read_n), "onboard": plan.n(plan.onboard_n),
+             "write_1k": plan.n(plan.write_n), "read_1k": plan.n(plan.read_n),
+             "denied_read": plan.n(plan.denied_n), "list_1000": plan.n(plan.list_n),
              "mixed_8": int(plan.mixed_s if plan.scale == 1 else 5),
-             "upload": plan.stream_bytes // (8 if plan.scale != 1 else 1),
-             "download": plan.stream_bytes // (8 if plan.scale != 1 else 1)}
+             "upload": stream, "download": stream}
 
     def record(result: Result) -> Result:
         result.backend = backend
@@ -725,8 +769,10 @@ def run_workload(backend: str, url: str, admin_key: str, server_pid: int | None,
         profiles = []
         if args.profile_misses:
             for r in [r for r in results if r.verdict == "MISS" and r.op in ops]:
+                unit = {"upload": "bytes", "download": "bytes", "mixed_8": "seconds"}
                 profiles.append(profile_op(f"{backend} {r.op}", ops[r.op],
-                                           profile_size(r.op, sizes[r.op], plan), server_pid))
+                                           profile_size(r.op, sizes[r.op], plan), server_pid,
+                                           unit.get(r.op, "iterations")))
     finally:
         work.close()
     return results, profiles
@@ -747,7 +793,7 @@ def profile_size(op: str, size: int, plan: Plan) -> int:
 
 
 def profile_op(label: str, fn: Callable[[int], Result], size: int,
-               server_pid: int | None) -> str:
+               server_pid: int | None, unit: str = "iterations") -> str:
     """Re-run ``fn(size)`` with ``py-spy record`` attached to the server; its hottest
     functions (on-CPU samples of every server thread)."""
     if server_pid is None:
@@ -762,6 +808,8 @@ def profile_op(label: str, fn: Callable[[int], Result], size: int,
         time.sleep(1.0)  # let py-spy attach
         try:
             result = fn(size)
+        except Exception as exc:  # noqa: BLE001 - a failed re-run must not lose the report
+            return f"=== profile: {label}: the re-run failed: {exc!r} ==="
         finally:
             proc.send_signal(signal.SIGINT)
             try:
@@ -775,15 +823,24 @@ def profile_op(label: str, fn: Callable[[int], Result], size: int,
         return (f"=== profile: {label}: py-spy recorded nothing "
                 f"({err.decode(errors='replace').strip()[-300:]}) ===")
     return (f"=== profile: {label} (py-spy on the server pid {server_pid}, "
-            f"250 Hz, on-CPU samples; re-run of {result.iters or size} iterations) ===\n"
+            f"250 Hz, samples of non-idle threads; re-run of {size:,} {unit}, "
+            f"{result.iters} calls) ===\n"
             + summarize_collapsed(text))
 
 
+#: Frames where a server thread waits (for work, for the event loop, for a socket):
+#: hand-off costs between the event loop and the worker threads, not computation.
+WAITS = {"EpollSelector.select", "Condition.wait", "Condition.notify",
+         "BaseSelectorEventLoop._write_to_self", "BaseSelectorEventLoop._read_from_self"}
+
+
 def summarize_collapsed(text: str, top: int = 15) -> str:
-    """Top functions by inclusive and by own samples of a py-spy ``raw`` (collapsed)
-    profile, frames named ``function (file)``; idle event-loop waits are shown too."""
+    """A py-spy ``raw`` (collapsed-stack) profile in three views: the share of the event
+    loop thread and of the worker threads; the nexus functions with the most inclusive
+    samples; and the functions with the most own samples, waits marked."""
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
+    threads: collections.Counter[str] = collections.Counter()
     total = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -791,17 +848,36 @@ def summarize_collapsed(text: str, top: int = 15) -> str:
             continue
         count = int(count_text)
         total += count
-        frames = [_frame_name(f) for f in stack.split(";")]
-        for name in set(frames):
+        frames = stack.split(";")
+        names = [_frame_name(f) for f in frames]
+        for name in {n for f, n in zip(frames, names, strict=True) if _is_nexus(f)}:
             inclusive[name] += count
-        own[frames[-1]] += count
+        own[names[-1]] += count
+        role = ("worker threads" if "WorkerThread.run" in stack else
+                "event loop" if "run_forever" in stack else "other")
+        threads[role] += count
     if total == 0:
         return "(no samples)"
-    lines = [f"{total} samples; inclusive %  (function (file)):"]
-    lines += [f"  {n / total * 100:5.1f}%  {name}" for name, n in inclusive.most_common(top)]
-    lines.append("own %:")
-    lines += [f"  {n / total * 100:5.1f}%  {name}" for name, n in own.most_common(top)]
+
+    def pct(n: int) -> str:
+        return f"{n / total * 100:5.1f}%"
+
+    lines = [f"{total} samples: " + ", ".join(f"{role} {pct(n).strip()}"
+                                              for role, n in threads.most_common())]
+    lines.append("nexus functions, inclusive:")
+    lines += [f"  {pct(n)}  {name}" for name, n in inclusive.most_common(top)]
+    lines.append("own samples (wait = thread hand-off or idle wait, not computation):")
+    for name, n in own.most_common(top):
+        mark = "  [wait]" if name.split(" (")[0] in WAITS else ""
+        lines.append(f"  {pct(n)}  {name}{mark}")
     return "\n".join(lines)
+
+
+def _is_nexus(frame: str) -> bool:
+    # py-spy names files relative to their sys.path entry: "nexus/service/files.py".
+    location = frame.partition(" (")[2]
+    in_nexus = location.startswith("nexus/") or "/nexus/" in location
+    return in_nexus and "nexus/cli/" not in location  # not the server's main() chain
 
 
 def _frame_name(frame: str) -> str:
@@ -861,13 +937,28 @@ def uptime() -> str:
         return f"load average: {load}"
 
 
+def source_state() -> str:
+    """The commit the measured code is at, and how many files of src/ differ from it."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "src"],
+                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    if not head:
+        return "? (not a git checkout)"
+    return f"git {head}" + (f" + {len(dirty)} uncommitted change(s) in src/" if dirty else "")
+
+
 def machine_lines(tmp_dir: str | None, admin_url: str | None) -> list[str]:
     tmp = tmp_dir or tempfile.gettempdir()
     lines = [
         f"date:      {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"machine:   {os.cpu_count()} CPUs ({cpu_model()}), {platform.platform()}",
         f"python:    {platform.python_implementation()} {platform.python_version()}; "
-        f"nexus {nexus.__version__}; SQLite {sqlite3.sqlite_version}",
+        f"nexus {nexus.__version__} ({source_state()}); SQLite {sqlite3.sqlite_version}",
         f"uptime:    {uptime()}  (at start; other work skews the figures)",
         f"data dir:  {tmp} ({filesystem_of(tmp)})",
     ]
@@ -923,6 +1014,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-run each missed operation under py-spy attached to the "
                              "server and print its hottest functions")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: the server is stopped and the temporary directory
+    # and database are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if (args.start is None) == (args.url is None):
         parser.error("give either URL ADMIN_KEY or --start sqlite|postgresql|both")
     if args.url and not args.admin_key:
@@ -946,9 +1040,11 @@ def main(argv: list[str] | None = None) -> int:
                             args.server_log_level) as server:
             header.append(f"server:    {backend}: nexus serve --log-level "
                           f"{args.server_log_level} on {server.url} (pid {server.pid})")
-            r, p = run_workload(backend, server.url, server.admin_key, server.pid, plan, args)
+            r, p = run_workload(backend, server.url, server.admin_key, server.pid, plan, args,
+                                data_dir=server.data_dir)
             results += r
             profiles += p
+    header.append(f"uptime:    {uptime()}  (at the end)")
     title = "nexus server benchmark (remote client over loopback HTTP)" + (
         " (--quick: 10x smaller, 128 MiB streams)" if args.quick else "")
     print_report(title, header, results, profiles,

@@ -34,6 +34,9 @@ directory (and, for PostgreSQL, a throw-away database ``bench_server_<random>`` 
 Targets (SQLite; PostgreSQL is shown against the same figures): 10,000 tenants onboarded in
 <= 60 s (scaled to --tenants: >= 166.7 tenants/s), ``tenant_health_metrics`` p50 <= 100 ms
 with 100,000 tenants. ``--quick``: 1,000 tenants grown to 10,000, 50 iterations.
+``--profile-misses`` re-runs a missed latency loop, or 1,000 more onboardings (ids from
+``t900000``, after every measurement so the measured stores hold exactly ``--tenants`` and
+``--grow-to`` tenants), with ``py-spy record`` attached to the server.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from __future__ import annotations
 import argparse
 import collections
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -57,11 +61,13 @@ from server import (
     Result,
     ServerProcess,
     Target,
+    cpu_seconds,
     machine_lines,
     postgres_database,
     print_report,
     profile_op,
     timed,
+    uptime,
 )
 
 STANDARD_DIRECTORIES = ("users", "shared", "uploads", "exports")
@@ -115,7 +121,8 @@ def health_target(grown: bool, tenants: int) -> Target | None:
 # -- onboarding over HTTP --------------------------------------------------------------
 
 
-def onboard(url: str, admin_key: str, n: int, clients: int, first: int = 0) -> Result:
+def onboard(url: str, admin_key: str, n: int, clients: int, first: int = 0,
+            server_pid: int | None = None) -> Result:
     """Tenants ``first`` … ``first + n - 1`` by ``clients`` threads, each with its own
     client (the admin key)."""
     connections = [nexus.connect(config={"url": url, "api_key": admin_key, "timeout": 120})
@@ -156,12 +163,14 @@ def onboard(url: str, admin_key: str, n: int, clients: int, first: int = 0) -> R
             errors.update(failed)
 
     threads = [threading.Thread(target=worker, args=(c,)) for c in connections]
+    cpu0 = cpu_seconds(server_pid)
     start = clock()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = clock() - start
+    cpu1 = cpu_seconds(server_pid)
     for client in connections:
         client.close()
     medians = "/".join(f"{statistics.median(s[k] for s in steps) * 1000:.2f}"
@@ -169,6 +178,8 @@ def onboard(url: str, admin_key: str, n: int, clients: int, first: int = 0) -> R
     note = (f"{len(steps)} tenants in {wall:.1f} s = {len(steps) / wall:.0f} tenants/s, "
             f"{clients} clients; per tenant create_tenant+admin_create_key+rebac_create, "
             f"p50 ms each: {medians}")
+    if cpu0 is not None and cpu1 is not None:
+        note += f"; server CPU {(cpu1 - cpu0) / wall * 100:.0f}% (of one core)"
     if errors:
         note += "; ERRORS " + " ".join(f"{k}={v}" for k, v in errors.items())
     return Result("", "onboard", [sum(s) for s in steps], wall=wall, note=note)
@@ -177,10 +188,10 @@ def onboard(url: str, admin_key: str, n: int, clients: int, first: int = 0) -> R
 # -- latencies -------------------------------------------------------------------------
 
 
-def latencies(url: str, admin_key: str, tenants: int, total: int, rng: random.Random
+def latencies(url: str, admin_key: str, tenants: int, rng: random.Random
               ) -> tuple[dict[str, Callable[[int], Result]], nexus.NexusClient]:
-    """The timed loops, as functions of an iteration count. Tenants ``t000000`` …
-    ``tenant_id(tenants - 1)`` exist; ``total`` tenants in all."""
+    """The timed loops, as functions of an iteration count, over a store of exactly the
+    tenants ``t000000`` … ``tenant_id(tenants - 1)``."""
     admin = nexus.connect(config={"url": url, "api_key": admin_key, "timeout": 120})
 
     def list_page(count: int) -> Result:
@@ -207,8 +218,8 @@ def latencies(url: str, admin_key: str, tenants: int, total: int, rng: random.Ra
     def health(count: int) -> Result:
         def one(_: int) -> None:
             metrics = admin.tenant_health_metrics()
-            if metrics["total_tenants"] != total:
-                raise AssertionError(f"total_tenants {metrics['total_tenants']} != {total}")
+            if metrics["total_tenants"] != tenants:
+                raise AssertionError(f"total_tenants {metrics['total_tenants']} != {tenants}")
 
         metrics = admin.tenant_health_metrics()
         plans = ", ".join(f"{k} {v}" for k, v in sorted(metrics["by_plan"].items()))
@@ -319,7 +330,6 @@ def run_backend(backend: str, args: argparse.Namespace, rng: random.Random
     profiles: list[str] = []
     notes: list[str] = []
     n, grown_to, iters = args.tenants, args.grow_to, args.iters
-    profiled = 0  # tenants onboarded by a profiling re-run (ids from PROFILE_FIRST)
 
     def record(result: Result, stage: int) -> Result:
         result.backend = backend
@@ -327,46 +337,52 @@ def run_backend(backend: str, args: argparse.Namespace, rng: random.Random
         print(f"  {format_row(rows[-1])}", file=sys.stderr, flush=True)
         return result
 
-    def measure(server: ServerProcess, contiguous: int, grown: bool) -> None:
-        total = contiguous + profiled
-        ops, admin = latencies(server.url, server.admin_key, contiguous, total, rng)
+    def measure(server: ServerProcess, tenants: int, grown: bool) -> None:
+        ops, admin = latencies(server.url, server.admin_key, tenants, rng)
         try:
             for name in ("list_tenants", "list_pro", "health_metrics", "get_usage"):
                 result = ops[name](iters)
                 if name == "health_metrics":
-                    result.target = health_target(grown, total)
-                record(result, total)
+                    result.target = health_target(grown, tenants)
+                record(result, tenants)
                 if args.profile_misses and result.verdict == "MISS":
-                    profiles.append(profile_op(f"{backend} {name} @{total}", ops[name],
+                    profiles.append(profile_op(f"{backend} {name} @{tenants}", ops[name],
                                                iters, server.pid))
         finally:
             admin.close()
+
+    def profile_onboarding(server: ServerProcess) -> None:
+        # Last, so that the measured stores hold exactly n and grown_to tenants.
+        count = min(1000, n)
+        profiles.append(profile_op(
+            f"{backend} onboard (re-run on the final store)",
+            lambda k: onboard(server.url, server.admin_key, k, args.clients,
+                              first=PROFILE_FIRST), count, server.pid))
 
     print(f"[{backend}] onboarding {n:,} tenants ...", file=sys.stderr, flush=True)
     with deployment(backend, args.database_url, args.tmp_dir) as (root, url):
         data_dir, log = root / "data", root / "server.log"
         server = ServerProcess(data_dir, url, log, args.server_log_level)
         try:
-            result = onboard(server.url, server.admin_key, n, args.clients)
-            result.target = onboard_target(n)
-            record(result, n)
-            if args.profile_misses and result.verdict == "MISS":
-                profiled = min(1000, n)
-                profiles.append(profile_op(
-                    f"{backend} onboard",
-                    lambda k: onboard(server.url, server.admin_key, k, args.clients,
-                                      first=PROFILE_FIRST), profiled, server.pid))
+            onboarding = onboard(server.url, server.admin_key, n, args.clients,
+                                 server_pid=server.pid)
+            onboarding.target = onboard_target(n)
+            record(onboarding, n)
             measure(server, n, False)
+            if grown_to <= n and args.profile_misses and onboarding.verdict == "MISS":
+                profile_onboarding(server)
         finally:
             server.stop()
         if grown_to > n:
-            print(f"[{backend}] growing the store to {grown_to + profiled:,} tenants ...",
+            print(f"[{backend}] growing the store to {grown_to:,} tenants ...",
                   file=sys.stderr, flush=True)
             notes.append(f"{backend} growth: " + grow(data_dir, url, n, grown_to))
             print(f"  {notes[-1]}", file=sys.stderr, flush=True)
             server = ServerProcess(data_dir, url, log, args.server_log_level)
             try:
                 measure(server, grown_to, True)
+                if args.profile_misses and onboarding.verdict == "MISS":
+                    profile_onboarding(server)
             finally:
                 server.stop()
     return rows, profiles, notes
@@ -413,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-run a missed latency loop under py-spy attached to the server "
                              "and print its hottest functions")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: the server is stopped and the temporary directory
+    # and database are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scale = 10 if args.quick else 1
     args.tenants = args.tenants or 10_000 // scale
     args.grow_to = args.grow_to or 100_000 // scale
@@ -429,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += r
         profiles += p
         notes += s
+    header.append(f"uptime:    {uptime()}  (at the end)")
     title = (f"nexus tenants benchmark: {args.tenants:,} onboarded over HTTP by "
              f"{args.clients} clients, then grown to {args.grow_to:,}"
              + (" (--quick)" if args.quick else ""))
