@@ -136,11 +136,18 @@ class ShareService:
         """End a share now; its next use is refused."""
         source, _, raw_id = str(share_id).partition(":")
         paths.validate_tenant_id(source)
+        denied = NexusPermissionError(f"permission denied: revoke share {share_id}")
+        # Decide before looking: whether a share id exists is itself the source tenant's.
+        if not principal.is_admin and principal.tenant_id != source:
+            raise denied
         with self._db.read() as conn:
             record = ShareRepository(conn).get(source, raw_id)
         if record is None:
-            raise NexusFileNotFoundError(f"no share {share_id!r}")
-        self._gate.require(principal, Action.OWN, record.path)
+            if self._tenants.is_tenant_admin(principal, source):
+                raise NexusFileNotFoundError(f"no share {share_id!r}")
+            raise denied
+        if not self._gate.allowed(principal, Action.OWN, record.path):
+            raise denied
         now = self._clock()
         with self._db.write() as conn:
             tuples = TupleRepository(conn)
