@@ -141,7 +141,9 @@ class TransferService:
                       "limit_overrides": record.limit_overrides, "settings": record.settings,
                       "extra": record.extra, "trial_ends_at": record.trial_ends_at,
                       "created_at": record.created_at}
-        with tarfile.open(out, "w:gz") as tar:
+        # Level 1: ~10x faster than the default 9 on text for a ~30 % larger archive, and
+        # no worse on already-compressed content (most of what tenants store).
+        with tarfile.open(out, "w:gz", compresslevel=1) as tar:
             _add_json(tar, "manifest.json", manifest)
             _add_json(tar, "tenant.json", tenant_doc)
             _add_json(tar, "users.json", users)
