@@ -415,6 +415,16 @@ class Workload:
         self.big_file: str | None = None
         self.big_size = 0
 
+    def timed(self, fn: Callable[[int], Any], n: int) -> tuple[list[float], str]:
+        """:func:`timed`, plus the server's CPU time per call (user + system, all its
+        threads; psutil's clock ticks are 10 ms, so it needs many calls)."""
+        before = cpu_seconds(self.server_pid)
+        samples = timed(fn, n)
+        after = cpu_seconds(self.server_pid)
+        if before is None or after is None:
+            return samples, ""
+        return samples, f"; server CPU {(after - before) / n * 1000:.2f} ms/call"
+
     def connect(self, api_key: str, timeout: float = 60.0) -> nexus.NexusClient:
         return nexus.connect(config={"url": self.url, "api_key": api_key, "timeout": timeout})
 
@@ -436,10 +446,10 @@ class Workload:
                 if http.get("/health").status_code != 200:
                     raise AssertionError("the server is unhealthy")
 
-            samples = timed(one, n)
+            samples, cpu = self.timed(one, n)
         return Result("", "health", samples,
                       note="GET /health (httpx, no client library): HTTP + one thread hop "
-                           "+ SELECT 1, the floor of every call")
+                           f"+ SELECT 1, the floor of every call{cpu}")
 
     # -- onboarding --------------------------------------------------------------------
 
@@ -473,17 +483,21 @@ class Workload:
         for i in range(3):  # warm-up: open the pooled connections
             self.onboard_one(f"{self.prefix}-r{run}-w{i}")
         steps: list[list[float]] = []
+        cpu0 = cpu_seconds(self.server_pid)
         for i in range(n):
             tenant_id = f"{self.prefix}-r{run}-{i:05d}"
             durations, key = self.onboard_one(tenant_id)
             steps.append(durations)
             if len(self.tenants) < WORK_TENANTS:
                 self.tenants.append(Tenant(tenant_id, key, self.connect(key)))
+        cpu1 = cpu_seconds(self.server_pid)
+        cpu = ("" if cpu0 is None or cpu1 is None
+               else f"; server CPU {(cpu1 - cpu0) / n * 1000:.2f} ms/tenant")
         names = ("mkdir", "metadata", "key", "grant")
         medians = "/".join(f"{statistics.median(s[k] for s in steps) * 1000:.2f}"
                            for k in range(len(names)))
         return Result("", "onboard", [sum(s) for s in steps],
-                      note=f"{n} tenants; p50 ms {'/'.join(names)}: {medians}")
+                      note=f"{n} tenants; p50 ms {'/'.join(names)}: {medians}{cpu}")
 
     # -- single-call latencies ---------------------------------------------------------
 
@@ -500,11 +514,11 @@ class Workload:
             k, path = targets[i]
             self.tenants[k].client.write(path, payloads[i])
 
-        samples = timed(one, n)
+        samples, cpu = self.timed(one, n)
         self.written = targets
         return Result("", "write_1k", samples,
                       note=f"new file, random bytes, {len(self.tenants)} tenants' owners "
-                           "in rotation")
+                           f"in rotation{cpu}")
 
     def op_read(self, n: int) -> Result:
         picks = [self.rng.choice(self.written) for _ in range(n)]
@@ -514,8 +528,8 @@ class Workload:
             if len(self.tenants[k].client.read(path)) != KIB:
                 raise AssertionError(f"read of {path} returned the wrong size")
 
-        samples = timed(one, n)
-        return Result("", "read_1k", samples, note="random file of write_1k, by its owner")
+        samples, cpu = self.timed(one, n)
+        return Result("", "read_1k", samples, note=f"random file of write_1k, by its owner{cpu}")
 
     def op_denied(self, n: int) -> Result:
         picks = [self.rng.choice(self.written) for _ in range(n)]
@@ -529,9 +543,9 @@ class Workload:
                 return
             raise AssertionError(f"a user of another tenant could read {path}")
 
-        samples = timed(one, n)
+        samples, cpu = self.timed(one, n)
         return Result("", "denied_read", samples,
-                      note="owner of the next tenant reads it -> NexusPermissionError")
+                      note=f"owner of the next tenant reads it -> NexusPermissionError{cpu}")
 
     def op_list(self, n: int) -> Result:
         owner = self.tenants[0]
@@ -547,9 +561,10 @@ class Workload:
             if len(owner.client.list(directory)) != 1000:
                 raise AssertionError("list returned the wrong number of entries")
 
-        samples = timed(one, n)
+        samples, cpu = self.timed(one, n)
         return Result("", "list_1000", samples,
-                      note="non-recursive list() by the tenant's owner (permission-filtered)")
+                      note=f"non-recursive list() by the tenant's owner (permission-filtered)"
+                           f"{cpu}")
 
     def fill(self, directory: str, count: int, size: int, threads: int = 4) -> None:
         """Untimed: ``count`` files of ``size`` random bytes, written by the admin."""
