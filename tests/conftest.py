@@ -23,6 +23,8 @@ from nexus.settings import Settings
 from nexus.store.schema import metadata
 from nexus.types import Principal
 
+pytest_plugins = ["tests.secrets_in_logs"]
+
 POSTGRES_ADMIN_URL = os.environ.get("NEXUS_TEST_POSTGRES_URL",
                                     "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]

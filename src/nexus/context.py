@@ -1,14 +1,30 @@
-"""The one context-local we allow: who is on the other end of the current request.
+"""The context-locals we allow: who is on the other end of the current request.
 
-Set by the server's middleware, read by the audit log and the error responses. In-process
-calls carry the defaults.
+Set by the server's middleware, read by the audit log, the error responses and the access
+log. In-process calls carry the defaults.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
+from dataclasses import dataclass
 
-__all__ = ["client_address", "current_request_id"]
+__all__ = ["RequestFacts", "client_address", "current_request_facts", "current_request_id"]
 
 current_request_id: ContextVar[str] = ContextVar("nexus_request_id", default="-")
 client_address: ContextVar[str] = ContextVar("nexus_client_address", default="in-process")
+
+
+@dataclass
+class RequestFacts:
+    """What the access log says about a request, learned while it is handled.
+
+    Mutable on purpose: endpoints run in worker threads on a *copy* of the context, so
+    they fill in the object the middleware created rather than setting a variable.
+    """
+
+    tenant: str = "-"
+
+
+current_request_facts: ContextVar[RequestFacts | None] = ContextVar("nexus_request_facts",
+                                                                    default=None)

@@ -27,11 +27,12 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, database_url: str | None) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [*NEXUS, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(data_dir)]
+                "--data-dir", str(data_dir), *extra_args]
         if database_url:
             args += ["--database-url", database_url]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -79,6 +80,37 @@ def iter_chunks(data: Data, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
             yield bytes(chunk)
 
 
+def _counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    served = 0
+    try:
+        for chunk in chunks:
+            served += len(chunk)
+            yield chunk
+    finally:
+        traffic.served(served)
+
+
+class BlobTraffic:
+    """Bytes stored into and read out of blob stores since the process started."""
+
+    def __init__(self) -> None:
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._lock = threading.Lock()
+
+    def stored(self, size: int) -> None:
+        with self._lock:
+            self.bytes_in += size
+
+    def served(self, size: int) -> None:
+        with self._lock:
+            self.bytes_out += size
+
+
+#: Process-wide, like the disk and network it measures (read by /metrics).
+traffic = BlobTraffic()
+
+
 class BlobStore(ABC):
     """Content-addressed storage. Subclasses implement the ``_`` hooks only."""
 
@@ -105,12 +137,13 @@ class BlobStore(ABC):
         except BaseException:
             staged.discard()
             raise
+        traffic.stored(size)
         return BlobInfo(digest, size)
 
     def open(self, tenant_id: str, digest: str, start: int = 0,
              end: int | None = None) -> Iterator[bytes]:
         """Yield the bytes ``[start, end)`` of a blob in chunks. Raises :class:`BlobNotFound`."""
-        return self._read(self.key(tenant_id, digest), start, end)
+        return _counted(self._read(self.key(tenant_id, digest), start, end))
 
     def read_bytes(self, tenant_id: str, digest: str, start: int = 0,
                    end: int | None = None) -> bytes:

@@ -6,6 +6,7 @@ lives in :mod:`nexus.cli.render` and exit codes come from the error table.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,20 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+
+class LogFormatChoice(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogLevelChoice(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="NEXUS_DATA_DIR",
                                        help="Data directory (SQLite metadata and blobs).")]
 DatabaseUrl = Annotated[str | None, typer.Option(
@@ -50,8 +65,21 @@ def serve(
     port: Annotated[int, typer.Option(envvar="NEXUS_PORT", help="TCP port.")] = 8080,
     data_dir: DataDir = Path("nexus-data"),
     database_url: DatabaseUrl = None,
-    log_level: Annotated[str, typer.Option("--log-level", envvar="NEXUS_LOG_LEVEL",
-                                           help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[LogLevelChoice, typer.Option(
+        "--log-level", envvar="NEXUS_LOG_LEVEL", case_sensitive=False,
+        help="info logs one line per request; warning and error only problems.")]
+    = LogLevelChoice.info,
+    log_format: Annotated[LogFormatChoice, typer.Option(
+        "--log-format", envvar="NEXUS_LOG_FORMAT",
+        help="text (one readable line per request) or json (one object per line).")]
+    = LogFormatChoice.text,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", envvar="NEXUS_METRICS_PORT",
+        help="Also serve /metrics WITHOUT a key on this port (for a private scraper "
+             "network); /metrics on the main port always needs the admin key.")] = None,
+    metrics_host: Annotated[str, typer.Option(
+        "--metrics-host", envvar="NEXUS_METRICS_HOST",
+        help="Interface of --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Run the Nexus server. The first start prints the administrator's API key once and
     saves it in <data-dir>/admin.key (mode 0600)."""
@@ -60,7 +88,9 @@ def serve(
 
     with exit_on_error():
         settings = Settings.load({"data_dir": data_dir, "database_url": database_url})
-        run_server(settings, host=host, port=port, log_level=log_level)
+        run_server(settings, host=host, port=port, log_level=log_level.value,
+                   log_format=log_format.value, metrics_host=metrics_host,
+                   metrics_port=metrics_port)
 
 
 admin_app = typer.Typer(help="Operator commands that talk to the database directly.",
@@ -105,20 +135,49 @@ def version() -> None:
 
 
 @app.command()
-def fsck(data_dir: DataDir = Path("nexus-data"), database_url: DatabaseUrl = None) -> None:
-    """Check that metadata and stored content agree; exit 1 if they do not."""
-    with exit_on_error():
+def fsck(
+    data_dir: DataDir = Path("nexus-data"),
+    database_url: DatabaseUrl = None,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Recount usage counters from the stored files and recreate "
+                         "missing parent directories (audited as fsck.repair), then "
+                         "check again. Never deletes files, blobs or audit events.")] = False,
+    deep: Annotated[bool, typer.Option(
+        "--deep", help="Also read every referenced blob and check its SHA-256.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print machine-readable JSON instead of tables.")] = False,
+) -> None:
+    """Check metadata ↔ blobs ↔ usage counters ↔ audit chains; exit 0 if clean (or clean
+    after --repair), 1 if problems remain."""
+    from nexus.errors import NexusError
+
+    with exit_on_error(as_json):
         service = _service(data_dir, database_url)
-        report = service.maintenance.fsck()
-        service.close()
-    print_report("fsck", {"files checked": report.files_checked,
-                          "unreferenced blobs": report.unreferenced_blobs,
-                          "problems": len(report.problems)})
-    for problem in report.problems:
-        console.print(f"[red]✗[/red] {problem}")
+        try:
+            report = service.maintenance.fsck(repair=repair, deep=deep)
+        finally:
+            service.close()
+    if as_json:
+        show(report.to_dict(), as_json=True)
+    else:
+        print_report("fsck", {"partitions checked": report.partitions_checked,
+                              "files checked": report.files_checked,
+                              **({"blobs hashed": report.blobs_hashed} if deep else {}),
+                              "audit events checked": report.audit_events_checked,
+                              "unreferenced blobs (for gc)": report.unreferenced_blobs,
+                              "problems found": len(report.problems),
+                              **({"repairs made": len(report.repairs)} if repair else {}),
+                              "problems remaining": len(report.remaining)})
+        for problem in report.problems:
+            mark = "[red]✗[/red]" if problem in report.remaining else "[yellow]~[/yellow]"
+            console.print(f"{mark} {escape(str(problem))}", highlight=False)
+        for change in report.repairs:
+            console.print(f"[green]↻[/green] {escape(change)}", highlight=False)
     if not report.ok:
-        raise typer.Exit(1)
-    console.print("[green]✓ clean[/green]")
+        raise typer.Exit(NexusError.exit_code)  # the error table's generic code: 1
+    if not as_json:
+        console.print("[green]✓ clean[/green]" if not report.problems
+                      else "[green]✓ clean after repair[/green]")
 
 
 @app.command()

@@ -7,19 +7,24 @@ import logging
 import os
 import signal
 import socket
+import threading
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 
-from nexus.cli.render import console, err_console
+from nexus.cli.render import console
 from nexus.errors import InvalidArgumentError
-from nexus.server import create_app
+from nexus.logs import LogFormat, configure_logging
+from nexus.server import create_app, create_metrics_app
 from nexus.service import NexusService, bootstrap
 from nexus.settings import Settings
 
 __all__ = ["ADMIN_KEY_FILE", "run_server", "write_admin_key"]
 
 ADMIN_KEY_FILE = "admin.key"
+
+logger = logging.getLogger("nexus.server")
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -58,24 +63,46 @@ def bootstrap_admin(service: NexusService) -> None:
     console.print(f"It is also saved in {path} (mode 0600).")
 
 
-def run_server(settings: Settings, *, host: str, port: int, log_level: str) -> None:
-    """Serve until SIGTERM/SIGINT; in-flight requests are drained before exit."""
+def run_server(settings: Settings, *, host: str, port: int, log_level: str,
+               log_format: LogFormat = "text", metrics_host: str = "127.0.0.1",
+               metrics_port: int | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; in-flight requests are drained before exit.
+
+    With ``metrics_port``, ``/metrics`` is also served without a key on
+    ``metrics_host:metrics_port`` (a private interface for the scraper).
+    """
     ensure_port_free(host, port)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s "
-                        "%(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if metrics_port is not None:
+        ensure_port_free(metrics_host, metrics_port)
+    configure_logging(log_level, log_format)
     service = bootstrap(settings)
     bootstrap_admin(service)
     app = create_app(service=service)
-    err_console.print(f"Nexus listening on http://{host}:{port} "
-                      f"(data: {settings.data_dir}, metadata: "
-                      f"{'PostgreSQL' if settings.database_url else 'SQLite'})")
+    logger.info("Nexus listening on http://%s:%d (data: %s, metadata: %s)", host, port,
+                settings.data_dir, "PostgreSQL" if settings.database_url else "SQLite")
+    metrics_server = None
+    if metrics_port is not None:
+        metrics_server = start_metrics_server(create_metrics_app(app), metrics_host,
+                                              metrics_port, log_level)
+        logger.info("Metrics on http://%s:%d/metrics (no key)", metrics_host, metrics_port)
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to
     # the handler it found: make that handler a no-op so a drained shutdown exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
-                    timeout_graceful_shutdown=30, server_header=False)
+                    timeout_graceful_shutdown=30, server_header=False, log_config=None)
     finally:
+        if metrics_server is not None:
+            metrics_server.should_exit = True
         service.close()
+
+
+def start_metrics_server(app: ASGIApp, host: str, port: int, log_level: str) -> uvicorn.Server:
+    """Run ``app`` in a daemon thread; it stops when ``should_exit`` is set (signals are
+    the main server's: uvicorn only listens for them on the main thread)."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
+                                           log_level=log_level.lower(), access_log=False,
+                                           server_header=False))
+    threading.Thread(target=server.run, name="nexus-metrics", daemon=True).start()
+    return server

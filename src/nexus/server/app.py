@@ -7,21 +7,24 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 import nexus
 from nexus.errors import NexusError, NexusPermissionError
 from nexus.server.content import download, upload
+from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.metrics import Metrics, MetricsMiddleware
 from nexus.server.middleware import RequestIdMiddleware
 from nexus.server.responses import error_response
-from nexus.server.rpc_endpoint import _bearer, rpc_endpoint
+from nexus.server.rpc_endpoint import rpc_endpoint
 from nexus.service import NexusService, bootstrap
 from nexus.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_metrics_app"]
 
 
 def create_app(settings: Settings | None = None, *,
@@ -62,11 +65,27 @@ def create_app(settings: Settings | None = None, *,
     return app
 
 
+def create_metrics_app(app: FastAPI) -> Starlette:
+    """``/metrics`` of ``app`` with no key, for ``nexus serve --metrics-port``.
+
+    It is meant for a private interface that only the scraper reaches: whoever can
+    connect may read it (it carries counts, never a key, path or tenant name).
+    """
+    registry = app.state.metrics.registry
+
+    async def open_metrics(_request: Request) -> Response:
+        body = await run_in_threadpool(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/metrics", open_metrics, methods=["GET"])])
+
+
 async def metrics_endpoint(request: Request) -> Response:
     """The Prometheus exposition, for the system administrator's key only."""
     service: NexusService = request.app.state.service
     try:
-        principal = await run_in_threadpool(service.keys.authenticate, _bearer(request))
+        principal = await run_in_threadpool(authenticate, service,
+                                             bearer_token(request))
         if not principal.is_admin:
             raise NexusPermissionError("permission denied: metrics are for the system "
                                        "administrator")

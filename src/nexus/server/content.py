@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from nexus.errors import InvalidArgumentError
 from nexus.rpc import to_plain
+from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.responses import error_response, result_response
-from nexus.server.rpc_endpoint import _bearer
 
 if TYPE_CHECKING:
     from nexus.service import NexusService
@@ -37,7 +37,7 @@ def _path(request: Request) -> str:
 
 def _open(service: NexusService, api_key: str | None, path: str, range_header: str | None,
           offset: int, length: int | None) -> tuple[dict[str, Any], Iterator[bytes], tuple | None]:
-    principal = service.keys.authenticate(api_key)
+    principal = authenticate(service, api_key)
     service.admit(principal)
     if range_header is None:
         stream = service.files.open_read(principal, path, offset=offset, length=length)
@@ -79,7 +79,7 @@ async def download(request: Request) -> Response:
     try:
         offset, length = _int_param(request, "offset") or 0, _int_param(request, "length")
         info, chunks, ranged = await run_in_threadpool(
-            _open, service, _bearer(request), _path(request), request.headers.get("range"),
+            _open, service, bearer_token(request), _path(request), request.headers.get("range"),
             offset, length)
     except Exception as exc:  # noqa: BLE001 - every error becomes a response
         return error_response(exc)
@@ -98,7 +98,7 @@ async def download(request: Request) -> Response:
 
 def _write(service: NexusService, api_key: str | None, path: str, chunks: Iterator[bytes],
            if_match: str | None, if_none_match: bool, append: bool) -> Any:
-    principal = service.keys.authenticate(api_key)  # before a single byte is stored
+    principal = authenticate(service, api_key)  # before a single byte is stored
     service.admit(principal)
     if append:
         return to_plain(service.files.append(principal, path, chunks))
@@ -125,7 +125,7 @@ async def upload(request: Request) -> JSONResponse:
     if_match = if_match.strip().strip('"') if if_match else None
     if_none_match = request.headers.get("if-none-match", "").strip() == "*"
     try:
-        result = await run_in_threadpool(_write, service, _bearer(request), _path(request),
+        result = await run_in_threadpool(_write, service, bearer_token(request), _path(request),
                                          _pull(request.stream().__aiter__()), if_match,
                                          if_none_match, request.method == "POST")
     except Exception as exc:  # noqa: BLE001 - every error becomes a response

@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nexus.blobs import base as blobs
 from nexus.rpc import METHODS
 
 if TYPE_CHECKING:
@@ -61,19 +63,32 @@ class _ServiceCollector(Collector):
     def __init__(self, service: NexusService) -> None:
         self._service = service
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         cache = self._service.permissions.cache
         hits = GaugeMetricFamily("nexus_check_cache", "Permission-check cache lookups",
                                  labels=["result"])
         hits.add_metric(["hit"], cache.hits)
         hits.add_metric(["miss"], cache.misses)
         yield hits
-        pool = self._service.db.engine.pool
+        engine = self._service.permissions
+        timing = SummaryMetricFamily("nexus_permission_check_seconds",
+                                     "Uncached permission evaluations (one per batch of "
+                                     "paths) and their total time")
+        timing.add_metric([], engine.evaluations, engine.evaluation_seconds)
+        yield timing
+        db = self._service.db
+        pool = db.engine.pool
         in_use = GaugeMetricFamily("nexus_db_connections", "Database pool connections",
                                    labels=["state"])
         in_use.add_metric(["in_use"], float(getattr(pool, "checkedout", lambda: 0)()))
         in_use.add_metric(["idle"], float(getattr(pool, "checkedin", lambda: 0)()))
+        in_use.add_metric(["waiting"], float(db.waiting))
         yield in_use
+        blob_bytes = CounterMetricFamily("nexus_blob_bytes", "Bytes stored into and read "
+                                         "out of the blob store", labels=["direction"])
+        blob_bytes.add_metric(["in"], blobs.traffic.bytes_in)
+        blob_bytes.add_metric(["out"], blobs.traffic.bytes_out)
+        yield blob_bytes
         fleet = self._service.tenants.fleet_counts()
         for dimension in ("status", "plan"):
             family = GaugeMetricFamily(f"nexus_tenants_by_{dimension}",

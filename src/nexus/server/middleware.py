@@ -8,7 +8,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nexus.context import client_address, current_request_id
+from nexus.context import RequestFacts, client_address, current_request_facts, current_request_id
+from nexus.server.metrics import operation_of
 
 __all__ = ["RequestIdMiddleware", "current_request_id"]
 
@@ -18,8 +19,8 @@ logger = logging.getLogger("nexus.access")
 class RequestIdMiddleware:
     """Gives each request an id (``X-Request-ID``, echoed back) and logs one line for it.
 
-    The line holds method, path, status, duration and request id — never headers, so
-    never a key.
+    The line holds operation, tenant, status, duration and request id — never headers
+    or query strings, so never a key.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -35,6 +36,8 @@ class RequestIdMiddleware:
         token = current_request_id.set(request_id)
         client = scope.get("client")
         client_token = client_address.set(f"{client[0]}:{client[1]}" if client else "-")
+        facts = RequestFacts()
+        facts_token = current_request_facts.set(facts)
         started = time.perf_counter()
         status = 500
 
@@ -51,7 +54,18 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             if logger.isEnabledFor(logging.INFO):
-                logger.info("%s %s %d %.1fms request_id=%s", scope["method"], scope["path"],
-                            status, (time.perf_counter() - started) * 1000, request_id)
+                _log_request(scope, facts, status, time.perf_counter() - started, request_id)
             current_request_id.reset(token)
             client_address.reset(client_token)
+            current_request_facts.reset(facts_token)
+
+
+def _log_request(scope: Scope, facts: RequestFacts, status: int, seconds: float,
+                 request_id: str) -> None:
+    operation = operation_of(scope)
+    duration_ms = round(seconds * 1000, 2)
+    logger.info("%s %s tenant=%s %d %.1fms request_id=%s", scope["method"], operation,
+                facts.tenant, status, duration_ms, request_id,
+                extra={"request_id": request_id, "http_method": scope["method"],
+                       "path": scope["path"], "operation": operation,
+                       "tenant": facts.tenant, "status": status, "duration_ms": duration_ms})

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from nexus.errors import InvalidArgumentError, NexusError
 from nexus.rpc import METHODS, decode_value, dispatch, encode_value, to_plain
+from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.responses import (
     JSONRPC_INVALID_REQUEST,
     JSONRPC_PARSE_ERROR,
@@ -49,7 +50,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 def _call(service: NexusService, api_key: str | None, method: str, params: Any) -> Any:
     # Authentication and the call share one worker thread: one hop off the event loop.
-    principal = service.keys.authenticate(api_key)
+    principal = authenticate(service, api_key)
     return encode_value(to_plain(dispatch(service, principal, method, decode_value(params))))
 
 
@@ -80,15 +81,10 @@ async def rpc_endpoint(request: Request) -> JSONResponse:
     if spec is not None and spec.streaming:
         return error_response(InvalidArgumentError(
             f"{method} streams content: use GET /api/fs/content"), request_id)
-    api_key = _bearer(request)
+    api_key = bearer_token(request)
     try:
         result = await run_in_threadpool(_call, service, api_key, method, params)
     except Exception as exc:  # noqa: BLE001 - every error becomes a response
         return error_response(exc, request_id)
     return result_response(result, request_id)
 
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

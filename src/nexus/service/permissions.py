@@ -211,6 +211,9 @@ class PermissionEngine:
         self._states = states
         self._clock = clock
         self._models: dict[str, tuple[int, AuthzModel]] = {}
+        #: Uncached evaluations and the time they took (read by /metrics).
+        self.evaluations = 0
+        self.evaluation_seconds = 0.0
 
     def model_for(self, tenant_id: str) -> AuthzModel:
         """The authorization model in force for a tenant: its own if it wrote one, else the
@@ -249,11 +252,15 @@ class PermissionEngine:
         answers = [self._cache.get(key, now) for key in keys]
         missing = [i for i, a in enumerate(answers) if a is None]
         if missing:
+            started = time.perf_counter()
             try:
                 computed, expiry = self._evaluate(principal, tenant, subject, relation,
                                                   [object_ids[i] for i in missing], now)
             except NexusError:
                 return [False] * len(object_ids)
+            finally:
+                self.evaluations += 1
+                self.evaluation_seconds += time.perf_counter() - started
             for i, allowed in zip(missing, computed, strict=True):
                 answers[i] = allowed
                 self._cache.put(keys[i], allowed, now, expiry)

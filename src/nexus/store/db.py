@@ -11,6 +11,7 @@ a commit durable before it returns.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ class Database:
         self.url = normalize_database_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.engine = self._create_engine(pool_size=pool_size, echo=echo)
+        #: Threads waiting for a pooled connection right now (read by /metrics).
+        self.waiting = 0
+        self._waiting_lock = threading.Lock()
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, **options: Any) -> Database:
@@ -77,7 +81,7 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """A read-write transaction: commit on normal exit, roll back on any exception."""
-        with self._translate(), self.engine.connect() as conn:
+        with self._translate(), self._connect() as conn:
             conn = conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
@@ -87,8 +91,17 @@ class Database:
         """A read transaction: one snapshot on SQLite (WAL); READ COMMITTED on PostgreSQL,
         where each statement sees the latest commits (callers needing several statements
         to agree lock rows in a write transaction instead)."""
-        with self._translate(), self.engine.connect() as conn, conn.begin():
+        with self._translate(), self._connect() as conn, conn.begin():
             yield conn
+
+    def _connect(self) -> Connection:
+        with self._waiting_lock:
+            self.waiting += 1
+        try:
+            return self.engine.connect()
+        finally:
+            with self._waiting_lock:
+                self.waiting -= 1
 
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:

@@ -1,0 +1,57 @@
+"""Log output of the server: ``text`` for people, ``json`` (one object per line) for
+collectors. Configured once by ``nexus serve --log-level/--log-format``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, Literal
+
+__all__ = ["ACCESS_FIELDS", "JsonFormatter", "LogFormat", "configure_logging"]
+
+LogFormat = Literal["text", "json"]
+
+#: Structured fields the access log attaches to its records (``extra=``).
+ACCESS_FIELDS = ("request_id", "http_method", "path", "operation", "tenant", "status",
+                 "duration_ms")
+
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message and access fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                    + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in ACCESS_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+
+
+def configure_logging(level: str = "info", fmt: LogFormat = "text") -> None:
+    """Route every logger (ours, uvicorn's) to stderr at ``level`` in ``fmt``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # uvicorn's own loggers would otherwise print in their own format, twice.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
