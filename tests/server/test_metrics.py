@@ -1,4 +1,5 @@
-"""/metrics after a scripted workload: the counters match the workload."""
+"""/metrics after a scripted workload: the counters match the workload; /health when the
+database is gone."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def test_metrics_count_the_workload(app, service) -> None:  # noqa: ANN001
     admin = NexusClient(HTTPTransport("http://testserver", admin_key, client=TestClient(app)))
     http.headers["Authorization"] = f"Bearer {admin_key}"
     admin.create_tenant("acme", plan="free", max_files=3)
+    before = http.get("/metrics").text
     for i in range(3):
         admin.write(f"/tenants/acme/f{i}", b"x")
     with pytest.raises(nexus.QuotaExceededError):
@@ -47,6 +49,15 @@ def test_metrics_count_the_workload(app, service) -> None:  # noqa: ANN001
     assert _value(text, "nexus_tenants_by_plan", plan="free") == 1
     assert _value(text, "nexus_tenants_by_status", status="active") == 1
     assert "nexus_request_seconds_bucket" in text and "nexus_check_cache" in text
+    # Blob traffic is process-wide (other tests ran in this process): compare deltas.
+    read_out = (_value(text, "nexus_blob_bytes_total", direction="out")
+                - _value(before, "nexus_blob_bytes_total", direction="out"))
+    assert read_out == 4  # four reads of one byte
+    stored = (_value(text, "nexus_blob_bytes_total", direction="in")
+              - _value(before, "nexus_blob_bytes_total", direction="in"))
+    assert 3 <= stored <= 4  # the refused fourth write may stage its byte first
+    assert _value(text, "nexus_db_connections", state="waiting") == 0
+    assert "nexus_permission_check_seconds_count" in text
     # The endpoint is for the system administrator only.
     assert TestClient(app).get("/metrics").status_code == 401
 
@@ -73,3 +84,20 @@ def test_no_key_or_secret_reaches_any_log_line(app, service, caplog) -> None:  #
     for key in issued:
         assert key not in text and key.split("_", 2)[2] not in text
     assert secret not in text
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_unreachable_database_is_503_not_500(app, service) -> None:  # noqa: ANN001
+    from sqlalchemy import create_engine
+
+    service.db.dialect = "postgresql"
+    service.db.engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/gone",
+                                      connect_args={"connect_timeout": 2})
+    http = TestClient(app, raise_server_exceptions=False)
+    health = http.get("/health")
+    assert health.status_code == 503 and health.json()["status"] == "unavailable"
+    call = http.post("/api/nfs/list", json={"params": {"path": "/"}},
+                     headers={"Authorization": "Bearer nx_000000000000_" + "A" * 43})
+    assert call.status_code == 503
+    assert call.json()["error"]["data"]["code"] == "unavailable"
+    assert call.headers["x-request-id"] == call.json()["error"]["data"]["request_id"]

@@ -6,18 +6,21 @@ lives in :mod:`nexus.cli.render` and exit codes come from the error table.
 
 from __future__ import annotations
 
+import inspect
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from rich.markup import escape
 
 import nexus
 from nexus.cli.audit import audit_app
 from nexus.cli.files import fs_app
 from nexus.cli.keys import keys_app
 from nexus.cli.rebac import rebac_app
-from nexus.cli.render import console, exit_on_error, print_report
+from nexus.cli.render import console, exit_on_error, print_report, show
 from nexus.cli.shares import shares_app
 from nexus.cli.tenants import tenants_app
 
@@ -217,4 +220,15 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    command = typer.main.get_command(app)
+    _one_line_summaries(command)
+    command()
+
+
+def _one_line_summaries(command: click.Command) -> None:
+    # Command lists show a docstring's first paragraph with its hard line breaks; join
+    # them so the list reads as prose at any terminal width.
+    for sub in getattr(command, "commands", {}).values():
+        if sub.help and not sub.short_help:
+            sub.short_help = " ".join(inspect.cleandoc(sub.help).split("\n\n")[0].split())
+        _one_line_summaries(sub)
