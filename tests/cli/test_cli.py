@@ -1,5 +1,6 @@
-"""The ``nexus`` CLI as an operator uses it: a real ``nexus serve`` (SQLite) on a loopback
-port, every command run as its own ``python -m nexus.cli`` process."""
+"""The ``nexus`` CLI as an operator uses it: a real ``nexus serve`` (SQLite, then
+PostgreSQL) on a loopback port, every command run as its own ``python -m nexus.cli``
+process."""
 
 from __future__ import annotations
 
@@ -39,14 +40,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live(tmp_path_factory: pytest.TempPathFactory,
+         request: pytest.FixtureRequest) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("cli")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    database: list[str] = []
+    if request.param == "postgresql":
+        database = ["--database-url", request.getfixturevalue("postgres_url")]
     with (root / "server.log").open("w") as log:
         proc = subprocess.Popen([*NEXUS, "serve", "--port", str(port), "--data-dir",
-                                 str(root / "data")], stdout=log, stderr=subprocess.STDOUT)
+                                 str(root / "data"), *database],
+                                stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 30
         while True:
@@ -63,6 +69,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+        if database:
+            from tests.conftest import _truncate_all
+
+            _truncate_all(database[1])
 
 
 def nexus(live: Live, *args: str, key: str | None = None, env: dict[str, str] | None = None,

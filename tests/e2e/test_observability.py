@@ -7,7 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_serve import Server, _free_port
+from tests.e2e.test_serve import Server, _free_port, database_url
+
+__all__ = ["database_url"]  # the fixture: SQLite and PostgreSQL
 
 
 def _rpc(url: str, key: str, method: str, **params: object) -> httpx.Response:
@@ -15,9 +17,9 @@ def _rpc(url: str, key: str, method: str, **params: object) -> httpx.Response:
                       headers={"Authorization": f"Bearer {key}"}, timeout=10)
 
 
-def test_json_logs_and_a_metrics_port(tmp_path: Path) -> None:
+def test_json_logs_and_a_metrics_port(tmp_path: Path, database_url: str | None) -> None:
     metrics_port = _free_port()
-    server = Server(tmp_path / "data", None,
+    server = Server(tmp_path / "data", database_url,
                     ("--log-format", "json", "--metrics-port", str(metrics_port)))
     try:
         admin = (tmp_path / "data" / "admin.key").read_text().strip()
