@@ -173,9 +173,9 @@ def fsck(
                               "problems remaining": len(report.remaining)})
         for problem in report.problems:
             mark = "[red]✗[/red]" if problem in report.remaining else "[yellow]~[/yellow]"
-            console.print(f"{mark} {escape(str(problem))}", highlight=False)
+            console.print(f"{mark} {escape(str(problem))}", highlight=False, soft_wrap=True)
         for change in report.repairs:
-            console.print(f"[green]↻[/green] {escape(change)}", highlight=False)
+            console.print(f"[green]↻[/green] {escape(change)}", highlight=False, soft_wrap=True)
     if not report.ok:
         raise typer.Exit(NexusError.exit_code)  # the error table's generic code: 1
     if not as_json:

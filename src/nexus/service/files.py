@@ -106,7 +106,9 @@ class FileService:
             if parents:
                 self._ensure_parents(conn, path)
             else:
-                parent_dir = self._get(repo, paths.parent(path) or "/")
+                up = paths.parent(path) or "/"
+                parent_dir = _ROOT if up == "/" else repo.get(paths.partition_of(up), up,
+                                                              key_share=True)
                 if parent_dir is None:
                     raise NexusFileNotFoundError(f"parent directory of {path} does not exist",
                                                  path=path)
@@ -136,6 +138,9 @@ class FileService:
             if current is None:
                 raise NexusFileNotFoundError(f"no such directory: {path}", path=path)
             _require_dir(current)
+            if path != "/" and path not in repo.lock_directories(current.tenant_id, path):
+                # removed by a concurrent rmdir while this one waited for the lock
+                raise NexusFileNotFoundError(f"no such directory: {path}", path=path)
             partitions = self._partitions_below(conn, path)
             if not recursive and any(self._has_entries(conn, p, path) for p in partitions):
                 raise DirectoryNotEmptyError(
@@ -149,8 +154,7 @@ class FileService:
             if tenant is not None and path == paths.tenant_root(tenant):
                 bumps[tenant] = self._drop_tenant(conn, tenant)
                 return bumps
-            freed_bytes, freed_files = repo.subtree_totals(current.tenant_id, path)
-            repo.delete_subtree(current.tenant_id, path)
+            freed_bytes, freed_files = repo.delete_subtree(current.tenant_id, path)
             repo.delete(current.tenant_id, path)
             self._quotas.charge(conn, tenant, storage=-freed_bytes, files=-freed_files)
             bumps.update(self._drop_grants(conn, path))
@@ -356,6 +360,9 @@ class FileService:
 
         def run(conn: Connection) -> tuple[FileInfo, dict[str, int]]:
             repo = FileRepository(conn)
+            # Directories before files, the order rmdir locks in: a rename into a
+            # directory being removed waits for it instead of deadlocking with it.
+            self._lock_nearest_directory(conn, dst)
             source = repo.get(src_partition, src, for_update=True)
             if source is None:
                 raise NexusFileNotFoundError(f"no such file or directory: {src}", path=src)
@@ -511,7 +518,9 @@ class FileService:
             self._revisions.advanced(share.source_tenant,
                                      tuples.bump_revision(share.source_tenant))
         shares.delete_tenant(tenant)
-        FileRepository(conn).delete_partition(tenant)
+        files = FileRepository(conn)
+        files.lock_directories(tenant, paths.tenant_root(tenant))
+        files.delete_partition(tenant)
         TenantRepository(conn).remove(tenant)
         KeyRepository(conn).delete_tenant(tenant)
         UsageRepository(conn).delete(tenant)
@@ -573,12 +582,31 @@ class FileService:
         parent = paths.parent(path)
         if parent is None or parent == "/":
             return
-        existing = self._get(FileRepository(conn), parent)
+        # The parent is locked against deletion until commit (like a foreign key): a
+        # concurrent rmdir waits for this write (and then removes its file with the
+        # rest), or this write waits for the rmdir and finds the directory gone — never
+        # a file left under a removed directory.
+        repo = FileRepository(conn)
+        partition = paths.partition_of(parent)
+        existing = repo.get(partition, parent, key_share=True)
         if existing is not None:
             _require_dir(existing)
             return
         self._ensure_parents(conn, parent)
         self._create_directory(conn, parent)
+        # A concurrent writer may have created it first (then the insert did nothing):
+        # lock it either way; if an rmdir removed it meanwhile, start again.
+        if repo.get(partition, parent, key_share=True) is None:
+            raise WriteConflict(parent)
+
+    def _lock_nearest_directory(self, conn: Connection, path: str) -> None:
+        """Take :meth:`_ensure_parents`' lock on the nearest existing ancestor of ``path``
+        now (nothing is created)."""
+        repo = FileRepository(conn)
+        parent = paths.parent(path)
+        while parent not in (None, "/") and repo.get(paths.partition_of(parent), parent,
+                                                     key_share=True) is None:
+            parent = paths.parent(parent)
 
     def _create_directory(self, conn: Connection, path: str) -> None:
         _refuse_document(path)

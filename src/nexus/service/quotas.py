@@ -11,14 +11,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
 from nexus.errors import QuotaExceededError
 from nexus.service.tenants import limits_of, quota_error
-from nexus.store import Database, TenantRepository, UsageRepository
+from nexus.store import Database, FileRepository, TenantRepository, UsageRepository
 
-__all__ = ["QuotaLedger"]
+__all__ = ["QuotaLedger", "Recount"]
+
+
+@dataclass(frozen=True, slots=True)
+class Recount:
+    """A tenant's storage counters against what its partition stores (``fsck``)."""
+
+    tenant_id: str
+    counted_bytes: int
+    counted_files: int
+    stored_bytes: int
+    stored_files: int
+    repaired: bool = False
+
+    @property
+    def drift(self) -> bool:
+        return (self.counted_bytes, self.counted_files) != (self.stored_bytes,
+                                                             self.stored_files)
 
 
 class QuotaLedger:
@@ -55,6 +73,33 @@ class QuotaLedger:
         # gone): refuse without guessing which limit it was.
         raise QuotaExceededError(f"quota exceeded for tenant {tenant_id}; retry",
                                  resource="unknown")
+
+    def recount(self, conn: Connection, tenant_id: str, *, repair: bool = False
+                ) -> Recount | None:
+        """Compare the tenant's ``storage_bytes``/``files`` counters with the files it
+        stores and, with ``repair``, set them to the stored totals (``nexus fsck
+        --repair``). ``None`` if the tenant has no counter row.
+
+        Run it in a write transaction: the counter row is locked first (a zero-delta
+        update), so every writer that charged before has committed and every later one
+        waits — the totals read next are exactly what the counters should say, even on a
+        live server. A correction is applied as a charge without limits (the tenant
+        already stores those bytes), through the same repository call as every charge.
+        """
+        usage = UsageRepository(conn)
+        now = self._clock()
+        counted = usage.charge(tenant_id, now=now)  # no deltas: only locks the row
+        if counted is None:
+            return None
+        stored_bytes, stored_files = FileRepository(conn).partition_totals(tenant_id)
+        result = Recount(tenant_id, counted.storage_bytes, counted.files, stored_bytes,
+                         stored_files)
+        if not repair or not result.drift:
+            return result
+        usage.charge(tenant_id, storage=stored_bytes - counted.storage_bytes,
+                     files=stored_files - counted.files, now=now)
+        return Recount(tenant_id, counted.storage_bytes, counted.files, stored_bytes,
+                       stored_files, repaired=True)
 
     def precheck_storage(self, tenant_id: str | None, size: int) -> None:
         """Refuse early an upload of known size that cannot fit, before its bytes are

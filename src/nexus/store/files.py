@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nexus.store.schema import files, tenants
@@ -53,6 +53,7 @@ _COLUMNS = (files.c.tenant_id, files.c.path, files.c.parent, files.c.kind, files
 _GET = select(*_COLUMNS).where(files.c.tenant_id == bindparam("tenant_id"),
                                files.c.path == bindparam("path"))
 _GET_FOR_UPDATE = _GET.with_for_update()
+_GET_KEY_SHARE = _GET.with_for_update(read=True, key_share=True)
 
 
 def _subtree(tenant_id: str, root: str) -> Any:
@@ -68,9 +69,11 @@ class FileRepository:
         self.conn = conn
         self._dialect = conn.dialect.name
 
-    def get(self, tenant_id: str, path: str, *, for_update: bool = False) -> FileRecord | None:
-        """The row at ``path`` or ``None``; ``for_update`` locks it until commit (PostgreSQL)."""
-        query = _GET_FOR_UPDATE if for_update else _GET
+    def get(self, tenant_id: str, path: str, *, for_update: bool = False,
+            key_share: bool = False) -> FileRecord | None:
+        """The row at ``path`` or ``None``; ``for_update`` locks it until commit (PostgreSQL),
+        ``key_share`` only against its deletion (a directory a writer creates a file in)."""
+        query = _GET_FOR_UPDATE if for_update else _GET_KEY_SHARE if key_share else _GET
         row = self.conn.execute(query, {"tenant_id": tenant_id, "path": path}).first()
         return _record(row) if row else None
 
@@ -123,9 +126,36 @@ class FileRepository:
             delete(files).where(files.c.tenant_id == tenant_id, files.c.path == path))
         return result.rowcount == 1
 
-    def delete_subtree(self, tenant_id: str, root: str) -> int:
-        """Delete every row strictly below ``root``; returns how many."""
-        return self.conn.execute(delete(files).where(_subtree(tenant_id, root))).rowcount
+    def delete_subtree(self, tenant_id: str, root: str) -> tuple[int, int]:
+        """Delete every row strictly below ``root``; returns the ``(bytes, files)`` of the
+        files this statement deleted. Refund exactly these: on PostgreSQL (READ COMMITTED)
+        a total read by an earlier statement can miss a row a concurrent writer committed
+        in between, which this DELETE still removes."""
+        rows = self.conn.execute(delete(files).where(_subtree(tenant_id, root))
+                                 .returning(files.c.kind, files.c.size)).all()
+        return (sum(int(size) for kind, size in rows if kind == FILE),
+                sum(1 for kind, _ in rows if kind == FILE))
+
+    def lock_directories(self, tenant_id: str, root: str) -> list[str]:
+        """Lock ``root`` and every directory below it (PostgreSQL ``FOR UPDATE``, in path
+        order) before removing them: a writer holding a ``key_share`` lock on one commits
+        first, so the removal's next statements see its file; a later writer waits, then
+        finds the directory gone and creates it anew. Never a file under a removed
+        directory. (SQLite serialises writers anyway.) Returns the paths locked.
+
+        A directory committed while the lock waited (by a writer holding a lock on its
+        parent) is not in that statement's snapshot, so lock again until nothing new
+        turns up."""
+        query = (select(files.c.path)
+                 .where(files.c.tenant_id == tenant_id, files.c.kind == DIRECTORY,
+                        or_(files.c.path == root, _subtree(tenant_id, root)))
+                 .order_by(files.c.path).with_for_update())
+        locked: set[str] = set()
+        while True:
+            found = {r[0] for r in self.conn.execute(query)}
+            if found <= locked or self._dialect != "postgresql":
+                return sorted(locked | found)
+            locked |= found
 
     def delete_partition(self, tenant_id: str) -> int:
         """Delete every row of a partition (a whole tenant)."""
