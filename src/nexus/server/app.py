@@ -19,6 +19,7 @@ from nexus.server.content import download, upload
 from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.metrics import Metrics, MetricsMiddleware
 from nexus.server.middleware import RequestIdMiddleware
+from nexus.server.openapi import install_openapi
 from nexus.server.responses import error_response
 from nexus.server.rpc_endpoint import rpc_endpoint
 from nexus.service import NexusService, bootstrap
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *,
     # Outermost first: request id and access log, then metrics, then the router.
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
+    install_openapi(app)
     return app
 
 
