@@ -1,16 +1,43 @@
-"""Prints the BOLA matrix counts at the end of a run that included it."""
+"""Prints the BOLA matrix counts and the stateful fuzz's step count at the end of a run
+that included them (and the stress tests' counts)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 
 from .bola_report import TALLY
+from .stateful_model import STEPS
+
+#: Lines the stress tests (quota race, share expiry) report for the terminal summary.
+STRESS = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def stress_report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Add a line to the ``security stress`` section of the terminal summary."""
+    return request.config.stash.setdefault(STRESS, []).append
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     tally = terminalreporter.config.stash.get(TALLY, None)
-    if tally is None or tally.run == 0:
-        return
-    terminalreporter.section("security matrix")
-    for line in tally.lines():
-        terminalreporter.write_line(line)
+    if tally is not None and tally.run > 0:
+        terminalreporter.section("security matrix")
+        for line in tally.lines():
+            terminalreporter.write_line(line)
+    if STEPS.steps > 0:
+        terminalreporter.section("stateful fuzz")
+        terminalreporter.write_line(
+            f"{STEPS.steps:,} steps executed ({STEPS.checks:,} invariant probes, "
+            f"{STEPS.examples:,} examples)")
+        for label, count in sorted(STEPS.by_test.items()):
+            terminalreporter.write_line(f"  {label}: {count:,} steps")
+        outcomes = ", ".join(f"{name} {count:,}" for name, count in
+                             sorted(STEPS.outcomes.items(), key=lambda kv: -kv[1]))
+        terminalreporter.write_line(f"  calls ended: {outcomes}")
+    stress = terminalreporter.config.stash.get(STRESS, [])
+    if stress:
+        terminalreporter.section("security stress")
+        for line in stress:
+            terminalreporter.write_line(line)
