@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from hypothesis import HealthCheck, seed
+from hypothesis import HealthCheck, Phase, seed
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -500,7 +500,10 @@ def run_fuzz(*, backend: str, base_dir: Path, pg_url: str | None, steps: int,
         seeded = seed(first_seed + round_)(type(machine.__name__, (machine,), {}))
         run_state_machine_as_test(seeded, settings=hsettings(
             max_examples=examples, stateful_step_count=min(step_count, steps - done),
-            deadline=None, database=None, print_blob=True,
+            deadline=None, database=None, print_blob=True, report_multiple_bugs=False,
+            # no "explain" phase: its line tracer makes a found failure take minutes
+            # (Python 3.11) and the run would end in a timeout instead of the failure
+            phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                    HealthCheck.data_too_large]))
     raise AssertionError("unreachable")
