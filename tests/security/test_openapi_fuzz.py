@@ -11,8 +11,8 @@ carries ``Authorization: Bearer <key>``.
 
 Examples are bounded (``EXAMPLES``/``NEGATIVE_EXAMPLES`` per operation and role, fixed
 seed) so the module stays within CI's budget; ``NEXUS_OPENAPI_FUZZ_EXAMPLES`` raises it
-for a deeper local run. SQLite by default; ``NEXUS_OPENAPI_FUZZ_BACKENDS=sqlite,postgresql``
-adds PostgreSQL.
+for a deeper local run. Both backends by default; ``NEXUS_OPENAPI_FUZZ_BACKENDS=sqlite``
+runs one.
 """
 
 from __future__ import annotations
@@ -25,27 +25,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
-schemathesis = pytest.importorskip("schemathesis")
+from nexus.rpc import METHODS
+from nexus.server import create_app
+from nexus.service import NexusService, bootstrap
+from nexus.settings import Settings
+from nexus.types import Principal
 
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis.errors import Unsatisfiable  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
-
-from nexus.rpc import METHODS  # noqa: E402
-from nexus.server import create_app  # noqa: E402
-from nexus.service import NexusService, bootstrap  # noqa: E402
-from nexus.settings import Settings  # noqa: E402
-from nexus.types import Principal  # noqa: E402
-
-from .bola_world import truncate_all  # noqa: E402
+from .bola_world import truncate_all
 
 ROOT = Principal.local_admin()
 EXAMPLES = int(os.environ.get("NEXUS_OPENAPI_FUZZ_EXAMPLES", "4"))
 NEGATIVE_EXAMPLES = max(1, EXAMPLES // 2)
-BACKENDS = [b for b in os.environ.get("NEXUS_OPENAPI_FUZZ_BACKENDS", "sqlite").split(",") if b]
+BACKENDS = [b for b in os.environ.get("NEXUS_OPENAPI_FUZZ_BACKENDS",
+                                                  "sqlite,postgresql").split(",") if b]
 CHECKS = [not_a_server_error, response_schema_conformance]
 ROLES = ["tenant", "admin"]  # the tenant first: the administrator's fuzz may suspend acme
 
