@@ -88,6 +88,18 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
 
 
 @pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The ``--database-url`` a ``nexus serve`` process gets on the selected backend
+    (``None``: SQLite in its data directory); PostgreSQL's tables are emptied after."""
+    if backend == "sqlite":
+        yield None
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url.replace("postgresql+psycopg://", "postgresql://")
+    _truncate_all(url)
+
+
+@pytest.fixture
 def service(settings: Settings) -> Iterator[NexusService]:
     svc = bootstrap(settings)
     yield svc

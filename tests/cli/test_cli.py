@@ -8,20 +8,16 @@ import hashlib
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-NEXUS = [sys.executable, "-m", "nexus.cli"]
+from tests.serving import NEXUS, NexusProcess, free_port
+
 THROUGHPUT = re.compile(r"\d+(\.\d+)? [kMGT]?B/s")  # Rich's speed column: "52.3 MB/s"
 
 
@@ -34,45 +30,24 @@ class Live:
     issued: list[str] = field(default_factory=list)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def live(tmp_path_factory: pytest.TempPathFactory,
          request: pytest.FixtureRequest) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("cli")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    database: list[str] = []
+    database = None
     if request.param == "postgresql":
-        database = ["--database-url", request.getfixturevalue("postgres_url")]
-    with (root / "server.log").open("w") as log:
-        proc = subprocess.Popen([*NEXUS, "serve", "--port", str(port), "--data-dir",
-                                 str(root / "data"), *database],
-                                stdout=log, stderr=subprocess.STDOUT)
+        database = request.getfixturevalue("postgres_url").replace("postgresql+psycopg://",
+                                                                   "postgresql://")
+    server = NexusProcess(root / "data", database, log=root / "server.log")
     try:
-        deadline = time.time() + 30
-        while True:
-            assert proc.poll() is None, (root / "server.log").read_text()
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.time() < deadline, "server did not become healthy"
-                time.sleep(0.1)
-        key = (root / "data" / "admin.key").read_text().strip()
         (root / "home").mkdir()
-        yield Live(url, key, root / "home", root / "server.log")
+        yield Live(server.url, server.admin_key, root / "home", server.log_path)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        server.stop()
         if database:
             from tests.conftest import _truncate_all
 
-            _truncate_all(database[1])
+            _truncate_all(database)
 
 
 def nexus(live: Live, *args: str, key: str | None = None, env: dict[str, str] | None = None,
@@ -178,7 +153,7 @@ def test_exit_codes(live: Live, tmp_path: Path) -> None:
     assert nexus(live, "tenants", "show").returncode == 2  # missing argument
     assert nexus(live, "rebac", "check", "alice", "can_read", "file:/x").returncode == 2
     unreachable = nexus(live, "fs", "ls", "/", env={"NEXUS_URL": f"http://127.0.0.1:"
-                                                                  f"{_free_port()}"})
+                                                                  f"{free_port()}"})
     assert unreachable.returncode == 6 and "cannot reach" in unreachable.stderr
 
 
@@ -231,7 +206,7 @@ def test_profiles_need_mode_0600(live: Live, tmp_path: Path) -> None:
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(f'[profiles.ops]\nurl = "{live.url}"\napi_key = "{live.admin_key}"\n')
     # The environment points at nothing: only the profile can make these work.
-    dead = {"NEXUS_URL": f"http://127.0.0.1:{_free_port()}", "NEXUS_API_KEY": "nx_bad"}
+    dead = {"NEXUS_URL": f"http://127.0.0.1:{free_port()}", "NEXUS_API_KEY": "nx_bad"}
     config.chmod(0o644)
     refused = nexus(live, "tenants", "list", "--profile", "ops", env=dead)
     assert refused.returncode == 2

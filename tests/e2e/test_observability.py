@@ -7,9 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_serve import Server, _free_port, database_url
-
-__all__ = ["database_url"]  # the fixture: SQLite and PostgreSQL
+from tests.serving import NexusProcess, free_port
 
 
 def _rpc(url: str, key: str, method: str, **params: object) -> httpx.Response:
@@ -18,9 +16,10 @@ def _rpc(url: str, key: str, method: str, **params: object) -> httpx.Response:
 
 
 def test_json_logs_and_a_metrics_port(tmp_path: Path, database_url: str | None) -> None:
-    metrics_port = _free_port()
-    server = Server(tmp_path / "data", database_url,
-                    ("--log-format", "json", "--metrics-port", str(metrics_port)))
+    metrics_port = free_port()
+    server = NexusProcess(tmp_path / "data", database_url,
+                          extra_args=("--log-format", "json", "--metrics-port",
+                                      str(metrics_port)))
     try:
         admin = (tmp_path / "data" / "admin.key").read_text().strip()
         assert _rpc(server.url, admin, "create_tenant", tenant_id="acme").status_code == 200
@@ -40,8 +39,9 @@ def test_json_logs_and_a_metrics_port(tmp_path: Path, database_url: str | None) 
         assert 'nexus_blob_bytes_total{direction="in"} 5.0' in scraped.text
         assert httpx.get(f"{server.url}/metrics").status_code == 401
     finally:
-        code, output = server.stop()
+        code = server.stop()
     assert code == 0
+    output = server.output()
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     access = [r for r in records if r["logger"] == "nexus.access"]
     by_operation = {r["operation"]: r for r in access}

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import stat
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,65 +12,17 @@ import httpx
 import pytest
 
 import nexus
-
-NEXUS = [sys.executable, "-m", "nexus.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, data_dir: Path, database_url: str | None,
-                 extra_args: tuple[str, ...] = ()) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        args = [*NEXUS, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(data_dir), *extra_args]
-        if database_url:
-            args += ["--database-url", database_url]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.stdout.read()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("server did not become healthy")
-
-    def stop(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=30)
-        return self.proc.returncode, out
+from tests.serving import NEXUS, NexusProcess
 
 
 @pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
-    if backend == "sqlite":
-        yield None
-        return
-    from tests.conftest import _truncate_all
-
-    url = request.getfixturevalue("postgres_url")
-    yield url.replace("postgresql+psycopg://", "postgresql://")
-    _truncate_all(url)
-
-
-@pytest.fixture
-def server(tmp_path: Path, database_url: str | None) -> Iterator[Server]:
-    srv = Server(tmp_path / "data", database_url)
+def server(tmp_path: Path, database_url: str | None) -> Iterator[NexusProcess]:
+    srv = NexusProcess(tmp_path / "data", database_url)
     yield srv
-    if srv.proc.poll() is None:
-        srv.stop()
+    srv.stop()
 
 
-def test_health_bootstrap_key_and_clean_shutdown(server: Server, tmp_path: Path,
+def test_health_bootstrap_key_and_clean_shutdown(server: NexusProcess, tmp_path: Path,
                                                   database_url: str | None) -> None:
     health = httpx.get(server.url + "/health").json()
     assert health == {"status": "ok", "version": nexus.__version__, "mode": "multi-tenant"}
@@ -84,15 +32,14 @@ def test_health_bootstrap_key_and_clean_shutdown(server: Server, tmp_path: Path,
     admin = nexus.connect(config={"url": server.url, "api_key": key})
     admin.mkdir("/tenants/acme")
     assert [e["name"] for e in admin.list("/tenants")] == ["acme"]
-    code, out = server.stop()
-    assert code == 0
-    assert out.count(key) == 1  # printed once, at first start
-    again = Server(tmp_path / "data", database_url)
-    code, out = again.stop()
-    assert code == 0 and key not in out and "shown once" not in out
+    assert server.stop() == 0
+    assert server.output().count(key) == 1  # printed once, at first start
+    again = NexusProcess(tmp_path / "data", database_url)
+    assert again.stop() == 0
+    assert key not in again.output() and "shown once" not in again.output()
 
 
-def test_port_in_use_is_a_clear_error(server: Server, tmp_path: Path) -> None:
+def test_port_in_use_is_a_clear_error(server: NexusProcess, tmp_path: Path) -> None:
     result = subprocess.run([*NEXUS, "serve", "--port", str(server.port), "--data-dir",
                              str(tmp_path / "other")], capture_output=True, text=True,
                             timeout=60)
@@ -101,7 +48,7 @@ def test_port_in_use_is_a_clear_error(server: Server, tmp_path: Path) -> None:
     assert httpx.get(server.url + "/health").status_code == 200  # the first one lives on
 
 
-def test_guide_isolation_demo_over_the_network(server: Server, tmp_path: Path) -> None:
+def test_guide_isolation_demo_over_the_network(server: NexusProcess, tmp_path: Path) -> None:
     key = (tmp_path / "data" / "admin.key").read_text().strip()
     admin = nexus.connect(config={"url": server.url, "api_key": key})
     keys = {}

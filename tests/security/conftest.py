@@ -3,9 +3,12 @@ that included them (and the stress tests' counts)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.serving import NexusProcess
 
 from .bola_report import TALLY
 from .stateful_model import STEPS
@@ -18,6 +21,16 @@ STRESS = pytest.StashKey[list[str]]()
 def stress_report(request: pytest.FixtureRequest) -> Callable[[str], None]:
     """Add a line to the ``security stress`` section of the terminal summary."""
     return request.config.stash.setdefault(STRESS, []).append
+
+
+@pytest.fixture
+def serve(tmp_path: Path, database_url: str | None) -> Iterator[NexusProcess]:
+    """A fresh ``nexus serve`` process on the selected backend, logging warnings only
+    (thousands of access lines would say nothing here)."""
+    server = NexusProcess(tmp_path / "data", database_url, log=tmp_path / "serve.log",
+                          extra_args=("--log-level", "warning"))
+    yield server
+    server.stop()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -29,10 +29,7 @@ import math
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,8 +40,10 @@ import httpx
 import pytest
 
 import nexus
+from tests.serving import NEXUS, NexusProcess
 
-NEXUS = [sys.executable, "-m", "nexus.cli"]
+#: The server logs warnings only: 200 writers × 20 rounds of access lines say nothing here.
+QUIET = {"NEXUS_LOG_LEVEL": "warning"}
 TENANT = "crash"
 MIB = 1 << 20
 _BLOCKS = [random.Random(i).randbytes(MIB) for i in range(8)]
@@ -69,51 +68,6 @@ FULL = Load(rounds=20, writers=200, max_size=64 * MIB, kill_after=(2.0, 20.0),
 
 
 # -- the server ----------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``nexus serve`` on a free loopback port, its output in a log file."""
-
-    def __init__(self, data_dir: Path, database_url: str | None, log: Path) -> None:
-        self.data_dir, self.database_url = data_dir, database_url
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        args = [*NEXUS, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(data_dir)]
-        if database_url:
-            args += ["--database-url", database_url]
-        env = {**os.environ, "NEXUS_LOG_LEVEL": "warning"}
-        with log.open("a") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, f"server exited:\n{log.read_text()[-3000:]}"
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become healthy"
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        assert self.proc.wait(timeout=30) == -signal.SIGKILL
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # -- what was sent -------------------------------------------------------------------------
@@ -215,7 +169,7 @@ async def _writer(client: httpx.AsyncClient, history: History, stop: asyncio.Eve
         history.acked += 1
 
 
-async def _load_and_kill(server: Server, key: str, history: History, load: Load,
+async def _load_and_kill(server: NexusProcess, key: str, history: History, load: Load,
                          round_no: int, rng: random.Random) -> float:
     """Run the writers; SIGKILL the server at a random moment (once something was
     acknowledged). Returns the moment, in seconds after the load started."""
@@ -259,7 +213,7 @@ class Verdict:
     in_flight_committed: int = 0
 
 
-def _verify(server: Server, admin_key: str, history: History, round_no: int,
+def _verify(server: NexusProcess, admin_key: str, history: History, round_no: int,
             read_everything: bool) -> Verdict:
     verdict = Verdict()
     admin = nexus.connect(config={"url": server.url, "api_key": admin_key})
@@ -303,7 +257,7 @@ def _verify(server: Server, admin_key: str, history: History, round_no: int,
     return verdict
 
 
-def _prune(server: Server, admin_key: str, history: History, round_no: int) -> None:
+def _prune(server: NexusProcess, admin_key: str, history: History, round_no: int) -> None:
     """Remove round ``round_no``'s files through the API and collect their blobs."""
     root = f"/tenants/{TENANT}/r{round_no:02d}"
     admin = nexus.connect(config={"url": server.url, "api_key": admin_key})
@@ -319,7 +273,7 @@ def _prune(server: Server, admin_key: str, history: History, round_no: int) -> N
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _fsck(server: Server, deep: bool) -> dict:
+def _fsck(server: NexusProcess, deep: bool) -> dict:
     args = [*NEXUS, "fsck", "--json", "--data-dir", str(server.data_dir)]
     if server.database_url:
         args += ["--database-url", server.database_url]
@@ -335,19 +289,7 @@ def _fsck(server: Server, deep: bool) -> dict:
 # -- the test ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
-    if backend == "sqlite":
-        yield None
-        return
-    from tests.conftest import _truncate_all
-
-    url = request.getfixturevalue("postgres_url")
-    yield url.replace("postgresql+psycopg://", "postgresql://")
-    _truncate_all(url)
-
-
-def _setup_tenant(server: Server, admin_key: str) -> str:
+def _setup_tenant(server: NexusProcess, admin_key: str) -> str:
     admin = nexus.connect(config={"url": server.url, "api_key": admin_key})
     admin.create_tenant(TENANT, plan="enterprise")  # no storage limit, a high rate limit
     key = admin._call_rpc("admin_create_key", {
@@ -365,7 +307,7 @@ def _run(load: Load, tmp_path: Path, database_url: str | None, backend: str,
     rng = random.Random(seed)
     data_dir, log = tmp_path / "data", tmp_path / "server.log"
     began = time.monotonic()
-    server = Server(data_dir, database_url, log)
+    server = NexusProcess(data_dir, database_url, log=log, env=QUIET)
     history = History()
     rounds = checked = stored = read = committed_unacked = 0
     kills: list[float] = []
@@ -376,7 +318,8 @@ def _run(load: Load, tmp_path: Path, database_url: str | None, backend: str,
         for round_no in range(load.rounds):
             round_began = time.monotonic()
             kills.append(asyncio.run(_load_and_kill(server, key, history, load, round_no, rng)))
-            server = Server(data_dir, database_url, log)  # restart on the same data
+            # restart on the same data
+            server = NexusProcess(data_dir, database_url, log=log, env=QUIET)
             last = round_no == load.rounds - 1
             verdict = _verify(server, admin_key, history, round_no,
                               read_everything=load.deep_fsck_every_round)

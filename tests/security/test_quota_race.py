@@ -22,16 +22,11 @@ from __future__ import annotations
 
 import itertools
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,104 +35,13 @@ from sqlalchemy import func, select
 
 import nexus
 from nexus.client import NexusClient
-from nexus.settings import Settings
 from nexus.store import Database
 from nexus.store.schema import files as files_table
 from nexus.store.schema import tenant_usage
 from nexus.tenancy import GIB
+from tests.serving import NexusProcess, tenant_key
 
 KIB, MIB = 1024, 1024 * 1024
-
-
-# -- a real server ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServeProcess:
-    """``nexus serve`` on a free port, its output in a file (a pipe nobody reads would
-    fill up and stall the server under thousands of requests)."""
-
-    def __init__(self, data_dir: Path, database_url: str | None, log_path: Path) -> None:
-        self.data_dir = data_dir
-        self.database_url = database_url
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "nexus.cli", "serve", "--host", "127.0.0.1",
-                "--port", str(self.port), "--data-dir", str(data_dir),
-                "--log-level", "warning"]
-        if database_url:
-            args += ["--database-url", database_url]
-        self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {log_path.read_text()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            self.stop()
-            raise AssertionError("server did not become healthy")
-        self.admin_key = (data_dir / "admin.key").read_text().strip()
-
-    def client(self, api_key: str | None = None, timeout: float = 60.0) -> NexusClient:
-        return nexus.connect(config={"url": self.url, "api_key": api_key or self.admin_key,
-                                     "timeout": timeout})
-
-    def settings(self) -> Settings:
-        return Settings(data_dir=self.data_dir, database_url=self.database_url)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@pytest.fixture
-def serve(backend: str, tmp_path: Path, request: pytest.FixtureRequest
-          ) -> Iterator[ServeProcess]:
-    """A fresh ``nexus serve`` process on the selected backend."""
-    url = None
-    if backend == "postgresql":
-        url = request.getfixturevalue("postgres_url").replace("postgresql+psycopg://",
-                                                              "postgresql://")
-    server = ServeProcess(tmp_path / "data", url, tmp_path / "serve.log")
-    try:
-        yield server
-    finally:
-        server.stop()
-        if url is not None:
-            from tests.conftest import _truncate_all
-
-            _truncate_all(url)
-
-
-def tenant_key(admin: NexusClient, tenant: str, user: str, *, owner: bool = False) -> str:
-    """A key for ``user`` of ``tenant`` (made owner of the tenant root if asked)."""
-    key = admin._call_rpc("admin_create_key", {"user_id": user, "name": user,
-                                               "tenant_id": tenant})["api_key"]
-    if owner:
-        admin.rebac_create(("user", user), "owner", ("file", f"/tenants/{tenant}"),
-                           tenant_id=tenant)
-    return str(key)
 
 
 class PerThread:
@@ -290,7 +194,7 @@ def _assert_storage_refusals(outcome: Outcome, quota: int) -> None:
         assert exc.details["current"] + exc.details["requested"] > quota, (label, exc.details)
 
 
-def run_quota_race(serve: ServeProcess, scale: Scale, report: Callable[[str], None],
+def run_quota_race(serve: NexusProcess, scale: Scale, report: Callable[[str], None],
                    backend: str) -> None:
     started = time.perf_counter()
     q, s = scale.quota, scale.size
@@ -485,7 +389,7 @@ def run_quota_race(serve: ServeProcess, scale: Scale, report: Callable[[str], No
            f"{max(0, sampler.max_overshoot)} B; {elapsed:.1f}s")
 
 
-def _fsck(serve: ServeProcess) -> Any:
+def _fsck(serve: NexusProcess) -> Any:
     """The maintenance check (counters against stored files, rows against blobs), run by
     an engine of our own on the server's data."""
     from nexus.service import bootstrap
@@ -497,13 +401,13 @@ def _fsck(serve: ServeProcess) -> Any:
         service.close()
 
 
-def test_quota_race_ci_size(serve: ServeProcess, backend: str,
+def test_quota_race_ci_size(serve: NexusProcess, backend: str,
                             stress_report: Callable[[str], None]) -> None:
     run_quota_race(serve, CI, stress_report, backend)
 
 
 @pytest.mark.slow
-def test_quota_race_full_size(serve: ServeProcess, backend: str,
+def test_quota_race_full_size(serve: NexusProcess, backend: str,
                               stress_report: Callable[[str], None]) -> None:
     run_quota_race(serve, FULL, stress_report, backend)
 

@@ -37,9 +37,7 @@ import pytest
 
 import nexus
 from nexus.client import NexusClient
-
-from .test_quota_race import ServeProcess, tenant_key
-from .test_quota_race import serve as serve  # noqa: F401 - the fixture
+from tests.serving import NexusProcess, tenant_key
 
 GRACE = 1.0  # seconds after its end from which every read of a share must be refused
 #: After a first read as soon as it exists, a share is read at these offsets (seconds)
@@ -61,9 +59,11 @@ class Scale:
     revokers: int = 4
 
 
-CI_SQLITE = Scale(files=20, targets=10, revoked=20, lead=2.0, spread=3.0, readers=12)
-CI_POSTGRES = Scale(files=20, targets=10, revoked=20, lead=2.0, spread=3.0, readers=12)
-FULL = Scale(files=100, targets=10, revoked=100, lead=2.0, spread=8.0, readers=24)
+# A lead of 4 s: each share's first read must complete before it can expire, and on a
+# busy 2-core machine (the full suite beside other work) reads were seen taking 1.6 s.
+CI_SQLITE = Scale(files=20, targets=10, revoked=20, lead=4.0, spread=3.0, readers=12)
+CI_POSTGRES = Scale(files=20, targets=10, revoked=20, lead=4.0, spread=3.0, readers=12)
+FULL = Scale(files=100, targets=10, revoked=100, lead=4.0, spread=8.0, readers=24)
 
 
 @dataclass
@@ -131,7 +131,7 @@ class Share:
 class Clients:
     """One client per (thread, key), so no connection pool is shared between threads."""
 
-    def __init__(self, serve: ServeProcess) -> None:
+    def __init__(self, serve: NexusProcess) -> None:
         self._serve = serve
         self._local = threading.local()
         self._all: list[NexusClient] = []
@@ -170,7 +170,7 @@ def _read(client: NexusClient, share: Share, via: str) -> None:
     share.reads.append(Read(start, end, via, True))
 
 
-def run_share_expiry(serve: ServeProcess, scale: Scale, report: Callable[[str], None],
+def run_share_expiry(serve: NexusProcess, scale: Scale, report: Callable[[str], None],
                      backend: str) -> None:
     begun = time.perf_counter()
     rng = random.Random(6)
@@ -331,13 +331,13 @@ def scale_for(backend: str) -> Scale:
     return CI_SQLITE if backend == "sqlite" else CI_POSTGRES
 
 
-def test_share_expiry_and_revocation_ci_size(serve: ServeProcess, backend: str,  # noqa: F811
+def test_share_expiry_and_revocation_ci_size(serve: NexusProcess, backend: str,
                                              scale_for: Scale,
                                              stress_report: Callable[[str], None]) -> None:
     run_share_expiry(serve, scale_for, stress_report, backend)
 
 
 @pytest.mark.slow
-def test_share_expiry_and_revocation_full_size(serve: ServeProcess, backend: str,  # noqa: F811
+def test_share_expiry_and_revocation_full_size(serve: NexusProcess, backend: str,
                                                stress_report: Callable[[str], None]) -> None:
     run_share_expiry(serve, FULL, stress_report, backend)
