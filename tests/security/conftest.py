@@ -13,13 +13,13 @@ from tests.serving import NexusProcess
 from .bola_report import TALLY
 from .stateful_model import STEPS
 
-#: Lines the stress tests (quota race, share expiry) report for the terminal summary.
+#: Lines the fuzz and stress tests report for the terminal summary.
 STRESS = pytest.StashKey[list[str]]()
 
 
 @pytest.fixture
 def stress_report(request: pytest.FixtureRequest) -> Callable[[str], None]:
-    """Add a line to the ``security stress`` section of the terminal summary."""
+    """Add a line to the ``security fuzz and stress`` section of the terminal summary."""
     return request.config.stash.setdefault(STRESS, []).append
 
 
@@ -51,6 +51,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"  calls ended: {outcomes}")
     stress = terminalreporter.config.stash.get(STRESS, [])
     if stress:
-        terminalreporter.section("security stress")
+        terminalreporter.section("security fuzz and stress")
         for line in stress:
             terminalreporter.write_line(line)

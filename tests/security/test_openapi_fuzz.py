@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def fuzz_world(request: pytest.FixtureRequest,
         app = create_app(service=service)
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         try:
-            yield {"schema": schema, "keys": keys, "app": app}
+            yield {"schema": schema, "keys": keys, "app": app, "backend": backend}
         finally:
             service.close()
             if url is not None:
@@ -128,8 +128,9 @@ def test_the_schema_describes_every_operation(fuzz_world: dict[str, Any]) -> Non
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_no_server_errors_and_responses_fit_the_schema(fuzz_world: dict[str, Any],
-                                                       role: str) -> None:
+def test_no_server_errors_and_responses_fit_the_schema(
+        fuzz_world: dict[str, Any], role: str,
+        stress_report: Callable[[str], None]) -> None:
     schema = fuzz_world["schema"]
     headers = {"Authorization": f"Bearer {fuzz_world['keys'][role]}"}
     statuses: Counter[int] = Counter()
@@ -156,8 +157,9 @@ def test_no_server_errors_and_responses_fit_the_schema(fuzz_world: dict[str, Any
                 assert mode is GenerationMode.NEGATIVE, operation.label
             except Exception as exc:  # noqa: BLE001 - collect every operation's failure
                 failures[f"{operation.label} [{mode.value}]"] = str(exc)[:1500]
-    print(f"\n[openapi fuzz {role}] {operations} operations, {sum(statuses.values())} "
-          f"requests: {dict(sorted(statuses.items()))}")
+    stress_report(f"openapi fuzz [{fuzz_world['backend']}, {role} key]: {operations} "
+                  f"operations, {sum(statuses.values())} requests, statuses "
+                  f"{dict(sorted(statuses.items()))}, {len(failures)} failing operations")
     assert not failures, "\n\n".join(f"{k}:\n{v}" for k, v in failures.items())
     assert operations >= len(METHODS) + 4
     assert not [s for s in statuses if s >= 500]

@@ -44,7 +44,7 @@ import time
 import typing
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -551,15 +551,18 @@ async def _life_cycle(driver: Driver, sweep: Sweep, i: int, entry: Hostile, targ
 # -- the verdicts ----------------------------------------------------------------------
 
 
-def test_every_hostile_path_through_every_method(swept: World) -> None:
+def test_every_hostile_path_through_every_method(swept: World,
+                                                 stress_report: Callable[[str], None]) -> None:
     sweep = swept.sweep
     assert sweep is not None
     expected_entries = len(CORPUS[::SQLITE_STRIDE if swept.backend == "sqlite" else PG_STRIDE])
     assert sweep.entries == expected_entries
-    print(f"\n[path fuzz {sweep.backend}] {sweep.entries} entries, {sweep.cells} cells "
-          f"({sweep.skipped_cells} skipped: no URL can carry a lone surrogate), "
-          f"{sweep.requests} requests in {sweep.seconds:.1f}s; outcomes "
-          f"{dict(sweep.outcomes)}; statuses {dict(sorted(sweep.statuses.items()))}")
+    stress_report(
+        f"path fuzz [{sweep.backend}]: {sweep.entries} hostile paths, {sweep.cells} cells "
+        f"({sweep.skipped_cells} skipped: no URL can carry a lone surrogate), "
+        f"{sweep.requests} requests in {sweep.seconds:.1f}s; outcomes "
+        f"{dict(sweep.outcomes)}; statuses {dict(sorted(sweep.statuses.items()))}; "
+        f"{len(sweep.failures)} failing cells")
     assert not sweep.failures, f"{len(sweep.failures)} failing cells:\n" + "\n".join(
         sweep.failures[:40])
     assert not [s for s in sweep.statuses if s >= 500]
