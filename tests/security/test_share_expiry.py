@@ -61,8 +61,7 @@ class Scale:
 
 # A lead of 4 s: each share's first read must complete before it can expire, and on a
 # busy 2-core machine (the full suite beside other work) reads were seen taking 1.6 s.
-CI_SQLITE = Scale(files=20, targets=10, revoked=20, lead=4.0, spread=3.0, readers=12)
-CI_POSTGRES = Scale(files=20, targets=10, revoked=20, lead=4.0, spread=3.0, readers=12)
+CI = Scale(files=20, targets=10, revoked=20, lead=4.0, spread=3.0, readers=12)
 FULL = Scale(files=100, targets=10, revoked=100, lead=4.0, spread=8.0, readers=24)
 
 
@@ -326,15 +325,9 @@ def run_share_expiry(serve: NexusProcess, scale: Scale, report: Callable[[str], 
                             f"{served_late[:5]}"
 
 
-@pytest.fixture
-def scale_for(backend: str) -> Scale:
-    return CI_SQLITE if backend == "sqlite" else CI_POSTGRES
-
-
 def test_share_expiry_and_revocation_ci_size(serve: NexusProcess, backend: str,
-                                             scale_for: Scale,
                                              stress_report: Callable[[str], None]) -> None:
-    run_share_expiry(serve, scale_for, stress_report, backend)
+    run_share_expiry(serve, CI, stress_report, backend)
 
 
 @pytest.mark.slow
