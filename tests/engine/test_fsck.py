@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -304,5 +306,115 @@ def test_concurrent_writes_and_recursive_rmdir_leave_fsck_clean(service: NexusSe
     for t in threads:
         t.join()
     assert done["write"] > 20 and done["rmdir"] > 0, done
+    report = service.maintenance.fsck()
+    assert report.ok, [str(p) for p in report.problems]
+
+
+def test_directory_renames_racing_writes_and_rmdir_stay_consistent(
+        service: NexusService) -> None:
+    """Writers fill ``r/a/sub*`` while a mover renames ``r/a`` into ``r/b`` (writers then
+    create it anew) and a remover removes ``r`` recursively.
+
+    Regressions (PostgreSQL): a directory rename moved the subtree in one statement that
+    missed a file committed under a subdirectory meanwhile (left under the old path, its
+    parent gone); a rename into a directory while rmdir removed an ancestor could deadlock,
+    and the deadlock reached the caller as a server error instead of being retried. Every
+    call must end in success or a Nexus error, and fsck must be clean.
+    """
+    import threading
+    import time
+
+    from nexus.errors import NexusError
+
+    service.files.mkdir(ADMIN, "/tenants/acme")
+    stop = threading.Event()
+    done = {"write": 0, "rename": 0, "rmdir": 0}
+    unexpected: list[BaseException] = []
+
+    def loop(name: str, call: Callable[[int], object]) -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                call(n)
+                done[name] += 1
+            except NexusError:
+                time.sleep(0.001)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                unexpected.append(exc)
+                return
+            n += 1
+
+    root = "/tenants/acme/r"
+
+    def write(i: int) -> Callable[[int], object]:
+        return lambda n: service.files.write(
+            ADMIN, f"{root}/a/sub{n % 3}/w{i}-{n}.txt", b"y" * (10 + i))
+
+    def move(n: int) -> object:
+        # the directory writers fill, into a sibling directory of the same parent
+        service.files.mkdir(ADMIN, f"{root}/b")
+        return service.files.rename(ADMIN, f"{root}/a", f"{root}/b/x{n}")
+
+    def remove(n: int) -> object:
+        time.sleep(0.02)
+        return service.files.rmdir(ADMIN, root, recursive=True)
+
+    threads = [threading.Thread(target=loop, args=("write", write(i))) for i in range(4)]
+    threads.append(threading.Thread(target=loop, args=("rename", move)))
+    threads.append(threading.Thread(target=loop, args=("rmdir", remove)))
+    for t in threads:
+        t.start()
+    time.sleep(3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not unexpected, [repr(e) for e in unexpected]
+    assert done["write"] > 20 and done["rename"] > 0 and done["rmdir"] > 0, done
+    report = service.maintenance.fsck()
+    assert report.ok, [str(p) for p in report.problems]
+
+
+def test_a_tenant_users_write_never_brings_its_deleted_tenant_back(
+        service: NexusService) -> None:
+    """A tenant user's write that passed the permission check and then waited for a
+    concurrent deletion of the tenant used to recreate the tenant root — registering a
+    tenant with no keys and no owner. It must fail instead; the tenant stays deleted."""
+    import threading
+
+    from nexus.errors import NexusError
+
+    unexpected: list[BaseException] = []
+    for round_ in range(8):
+        tenant = f"gone{round_}"
+        service.files.mkdir(ADMIN, f"/tenants/{tenant}")
+        service.rebac.rebac_create(ADMIN, ("user", "u"), "owner", ("file", f"/tenants/{tenant}"))
+        user = Principal(user_id="u", tenant_id=tenant)
+        stop = threading.Event()
+
+        def writer(i: int, tenant: str = tenant, user: Principal = user,
+                   stop: threading.Event = stop) -> None:
+            n = 0
+            while not stop.is_set():
+                try:
+                    service.files.write(user, f"/tenants/{tenant}/w{i}/f{n}.txt", b"z")
+                except NexusError:
+                    pass
+                except BaseException as exc:  # noqa: BLE001 - reported by the test
+                    unexpected.append(exc)
+                    return
+                n += 1
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.05)
+        service.files.rmdir(ADMIN, f"/tenants/{tenant}", recursive=True)
+        time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not unexpected, [repr(e) for e in unexpected]
+    tenants = [t["tenant_id"] for t in service.tenants.list_tenants(ADMIN)["tenants"]]
+    assert not [t for t in tenants if t.startswith("gone")], tenants
     report = service.maintenance.fsck()
     assert report.ok, [str(p) for p in report.problems]

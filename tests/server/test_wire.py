@@ -89,6 +89,7 @@ def test_authentication_errors(http: TestClient) -> None:
 
 def test_content_endpoints_range_and_etag(http: TestClient, admin_key: str) -> None:
     auth = {"Authorization": f"Bearer {admin_key}"}
+    _rpc(http, admin_key, "mkdir", {"params": {"path": "/tenants/acme"}})
     put = http.put("/api/fs/content?path=/tenants/acme/f.bin", content=bytes(range(200)),
                    headers=auth)
     assert put.status_code == 200
@@ -114,6 +115,29 @@ def test_content_endpoints_range_and_etag(http: TestClient, admin_key: str) -> N
     assert create_only.status_code == 409
     missing = http.get("/api/fs/content", headers=auth)
     assert missing.status_code == 400
+
+
+def test_unicode_digits_and_huge_offsets_are_not_server_errors(http: TestClient,
+                                                               admin_key: str) -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` fails; an offset past 2**63 overflows a
+    seek. Both used to answer 500."""
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    _rpc(http, admin_key, "mkdir", {"params": {"path": "/tenants/acme"}})
+    http.put("/api/fs/content?path=/tenants/acme/f.bin", content=b"0123456789", headers=auth)
+    bad = http.get("/api/fs/content?path=/tenants/acme/f.bin&offset=%C2%B2", headers=auth)
+    assert bad.status_code == 400 and bad.json()["error"]["data"]["code"] == "invalid_argument"
+    far = http.get(f"/api/fs/content?path=/tenants/acme/f.bin&offset={2**64}", headers=auth)
+    assert far.status_code == 200 and far.content == b""
+    status, body = _rpc(http, admin_key, "read", {"params": {
+        "path": "/tenants/acme/f.bin", "offset": 2**64, "length": 2**70}})
+    assert status == 200 and body["result"] == {"__bytes__": ""}
+    status, body = _rpc(http, admin_key, "read", {"params": {
+        "path": "/tenants/acme/f.bin", "offset": 8, "length": 2**70}})
+    assert status == 200 and body["result"] == {"__bytes__": "ODk="}  # b"89"
+    status, body = _rpc(http, admin_key, "rebac_check", {"params": {
+        "subject": ["user", "a"], "permission": "can_read",
+        "object": ["file", "/tenants/acme"], "at_least": "acme@\u00b2"}})
+    assert status == 400 and body["error"]["data"]["code"] == "invalid_argument", body
 
 
 def test_openapi_is_served(http: TestClient) -> None:

@@ -20,11 +20,14 @@ class _StagedFile(StagedBlob):
 
     def commit(self, key: str) -> None:
         target = self._store.root / key
-        if target.exists():
+        try:
             # Same digest, same bytes: keep the existing file, but refresh its time so a
             # concurrent garbage collection sees it as freshly referenced.
-            self.discard()
             os.utime(target)
+        except FileNotFoundError:
+            pass  # absent, or removed just now (gc, a tenant's deletion): place ours
+        else:
+            self.discard()
             return
         self._store._ensure_dir(target.parent)
         os.replace(self._temp, target)

@@ -67,7 +67,7 @@ def _int_param(request: Request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # "²".isdigit() is True too
         raise InvalidArgumentError(f"query parameter {name!r} must be a non-negative integer")
     return int(value)
 

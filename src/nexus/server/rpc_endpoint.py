@@ -36,7 +36,7 @@ class BodyTooLarge(InvalidArgumentError):
 
 async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"request body larger than {limit} bytes; "
                            "upload content with PUT /api/fs/content")
     chunks, size = [], 0

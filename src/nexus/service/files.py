@@ -104,7 +104,7 @@ class FileService:
             if current is not None:
                 return self._exists_or_raise(current, exist_ok)
             if parents:
-                self._ensure_parents(conn, path)
+                self._ensure_parents(conn, path, principal)
             else:
                 up = paths.parent(path) or "/"
                 parent_dir = _ROOT if up == "/" else repo.get(paths.partition_of(up), up,
@@ -200,7 +200,7 @@ class FileService:
             _check_preconditions(current, path, if_match, if_none_match)
             now = self._clock()
             if current is None:
-                self._ensure_parents(conn, path)
+                self._ensure_parents(conn, path, principal)
                 self._quotas.charge(conn, tenant, storage=blob.size, files=1)
                 return file_info(repo.insert_file(partition, path, _parent(path),
                                                   size=blob.size, digest=blob.digest, now=now))
@@ -231,7 +231,7 @@ class FileService:
             current = repo.get(partition, path, for_update=True)
             now = self._clock()
             if current is None:
-                self._ensure_parents(conn, path)
+                self._ensure_parents(conn, path, principal)
                 self._quotas.charge(conn, tenant, storage=tail.size, files=1)
                 return file_info(repo.insert_file(partition, path, _parent(path),
                                                   size=tail.size, digest=tail.digest, now=now))
@@ -271,7 +271,8 @@ class FileService:
         if record is None:
             raise NexusFileNotFoundError(f"no such file: {path}", path=path)
         _require_file(record)
-        end = None if length is None else offset + length
+        offset = min(offset, record.size)  # past the end: no bytes (and no seek overflow)
+        end = None if length is None else min(record.size, offset + length)
         self._audited_read(principal, "read", path)
         return ReadStream(file_info(record), self._open_blob(record, offset, end))
 
@@ -370,7 +371,7 @@ class FileService:
                 raise InvalidArgumentError("directories cannot be moved between tenants; "
                                            "copy the files instead")
             self._clear_destination(conn, source, dst, overwrite)
-            self._ensure_parents(conn, dst)
+            self._ensure_parents(conn, dst, principal)
             now = self._clock()
             if src_partition != dst_partition:
                 self._quotas.charge(conn, paths.tenant_of(dst), storage=source.size, files=1)
@@ -382,6 +383,10 @@ class FileService:
                 repo.delete(src_partition, src)
                 # Grants do not follow a file into another tenant.
                 return file_info(moved), self._drop_grants(conn, src)
+            if source.is_dir:
+                # As rmdir does: a writer holding a directory below commits first, so the
+                # move sees its file (never a file left under the old path).
+                repo.lock_directories(src_partition, src)
             moved = repo.move_row(source, dst_partition, dst, _parent(dst), now)
             if source.is_dir:
                 repo.move_subtree(src_partition, src, dst)
@@ -423,7 +428,7 @@ class FileService:
                     raise NexusFileExistsError(f"destination exists: {dst}", path=dst)
                 self._quotas.charge(conn, tenant, storage=size - current.size)
                 return file_info(self._replace(repo, current, size, digest, now))
-            self._ensure_parents(conn, dst)
+            self._ensure_parents(conn, dst, principal)
             self._quotas.charge(conn, tenant, storage=size, files=1)
             return file_info(repo.insert_file(dst_partition, dst, _parent(dst), size=size,
                                               digest=digest, now=now))
@@ -577,8 +582,9 @@ class FileService:
             return _ROOT
         return repo.get(paths.partition_of(path), path)
 
-    def _ensure_parents(self, conn: Connection, path: str) -> None:
-        """Create every missing ancestor directory of ``path``; fail on a file in the way."""
+    def _ensure_parents(self, conn: Connection, path: str, principal: Principal) -> None:
+        """Create every missing ancestor directory of ``path``; fail on a file in the way.
+        Only an administrator's operation may create a tenant root on the way."""
         parent = paths.parent(path)
         if parent is None or parent == "/":
             return
@@ -592,7 +598,14 @@ class FileService:
         if existing is not None:
             _require_dir(existing)
             return
-        self._ensure_parents(conn, parent)
+        tenant = paths.tenant_of(parent)
+        if tenant is not None and parent == paths.tenant_root(tenant) and not principal.is_admin:
+            # A tenant user's write that passed the gate and then waited for a concurrent
+            # deletion of its tenant must not bring the tenant back (keyless, ownerless).
+            raise NexusFileNotFoundError(
+                f"tenant {tenant} does not exist; create it first (create_tenant or "
+                f"mkdir {parent})", path=path)
+        self._ensure_parents(conn, parent, principal)
         self._create_directory(conn, parent)
         # A concurrent writer may have created it first (then the insert did nothing):
         # lock it either way; if an rmdir removed it meanwhile, start again.

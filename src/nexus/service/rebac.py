@@ -377,7 +377,7 @@ class RebacService:
         if at_least is None:
             return
         token_tenant, _, revision = str(at_least).partition("@")
-        if token_tenant != tenant or not revision.isdigit():
+        if token_tenant != tenant or not (revision.isascii() and revision.isdigit()):
             raise InvalidArgumentError(f"at_least {at_least!r} is not a token of {tenant}")
         if self._revisions.current(tenant, at_least=int(revision)) < int(revision):
             raise NexusFileNotFoundError(f"revision {revision} of {tenant} is unknown")

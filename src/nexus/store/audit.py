@@ -109,12 +109,18 @@ class AuditRepository:
     def verify(self, tenant_id: str) -> tuple[int, list[str]]:
         """Walk the chain: ``(events checked, problems)``."""
         problems: list[str] = []
+        # The head first: every event up to it is committed (an append moves the head in
+        # its own transaction), and events appended during the walk lie beyond it.
+        head_seq, head_hash = self.head(tenant_id)
         base = self.conn.execute(select(_H.base_seq, _H.base_hash)
                                  .where(_H.tenant_id == tenant_id)).first()
         expected_seq, prev = (int(base[0]) + 1, base[1]) if base else (1, GENESIS)
         count = 0
-        while batch := self.events(tenant_id, after_seq=expected_seq - 1, limit=5000):
+        while expected_seq <= head_seq and (
+                batch := self.events(tenant_id, after_seq=expected_seq - 1, limit=5000)):
             for event in batch:
+                if event.seq > head_seq:
+                    break
                 count += 1
                 if event.seq != expected_seq:
                     problems.append(f"events {expected_seq}..{event.seq - 1} are missing")
@@ -124,7 +130,10 @@ class AuditRepository:
                 if recomputed != event.hash:
                     problems.append(f"event {event.seq}: content was altered")
                 expected_seq, prev = event.seq + 1, event.hash
-        head_seq, head_hash = self.head(tenant_id)
+            if batch[-1].seq > head_seq:
+                break
+        if head_seq == 0 and self.events(tenant_id, after_seq=0, limit=1):
+            problems.append("events exist but the log's head is missing")
         if head_seq != expected_seq - 1 or (count and head_hash != prev):
             problems.append(f"the log ends at event {expected_seq - 1} but its head says "
                             f"{head_seq}: events were removed")

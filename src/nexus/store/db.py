@@ -32,8 +32,14 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 _WRITE = "nexus_write"
 
 
+#: SQLSTATEs of a transaction PostgreSQL aborted so another could go on:
+#: deadlock_detected, serialization_failure.
+_RETRYABLE = frozenset({"40P01", "40001"})
+
+
 class WriteConflict(Exception):
-    """Two transactions raced for the same unique key; the loser may retry from scratch."""
+    """Two transactions raced (for a unique key, or into a deadlock); the loser may retry
+    from scratch."""
 
 
 def normalize_database_url(url: str) -> str:
@@ -110,6 +116,10 @@ class Database:
         except IntegrityError as exc:
             raise WriteConflict(str(exc.orig)) from exc
         except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) in _RETRYABLE:
+                # PostgreSQL chose this transaction as a deadlock victim (or could not
+                # serialise it): nothing was written, the operation may start again.
+                raise WriteConflict(str(exc.orig)) from exc
             if getattr(exc.orig, "sqlstate", None) == "54000":  # program_limit_exceeded
                 raise InvalidPathError(
                     "path too long for this database's index (PostgreSQL limits an index "
