@@ -164,7 +164,8 @@ def _read(client: NexusClient, share: Share, via: str) -> None:
         share.reads.append(Read(start, time.time(), via, False, "not_found"))
         return
     except Exception as exc:  # noqa: BLE001 - any other outcome is a failure, kept
-        share.reads.append(Read(start, time.time(), via, False, type(exc).__name__))
+        share.reads.append(Read(start, time.time(), via, False,
+                                f"{type(exc).__name__}: {exc}"[:300]))
         return
     end = time.time()
     assert data == share.content, (share.index, via)

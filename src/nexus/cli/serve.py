@@ -26,6 +26,12 @@ ADMIN_KEY_FILE = "admin.key"
 
 logger = logging.getLogger("nexus.server")
 
+#: How long an idle keep-alive connection stays open. Longer than clients keep theirs
+#: (httpx, hence the SDK: 5 s): with uvicorn's default of 5 s both ends expire together,
+#: and a request sent on a connection the server is just closing fails with "server
+#: disconnected without sending a response" (seen once in a few thousand reads).
+KEEP_ALIVE_SECONDS = 30
+
 
 def ensure_port_free(host: str, port: int) -> None:
     """Fail with a clear message if ``host:port`` is taken (never touch its owner)."""
@@ -91,7 +97,8 @@ def run_server(settings: Settings, *, host: str, port: int, log_level: str,
         signal.signal(sig, lambda *_: None)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
-                    timeout_graceful_shutdown=30, server_header=False, log_config=None)
+                    timeout_graceful_shutdown=30, server_header=False, log_config=None,
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS)
     finally:
         if metrics_server is not None:
             metrics_server.should_exit = True
