@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -269,8 +270,6 @@ def test_concurrent_writes_and_recursive_rmdir_leave_fsck_clean(service: NexusSe
     (the counters kept its bytes); and a writer that had seen the directory could commit
     its file after the rmdir, leaving a row whose parent directory was gone.
     """
-    import threading
-    import time
 
     from nexus.errors import NexusError
 
@@ -297,14 +296,8 @@ def test_concurrent_writes_and_recursive_rmdir_leave_fsck_clean(service: NexusSe
             except NexusError:
                 time.sleep(0.001)
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
-    threads.append(threading.Thread(target=remover))
-    for t in threads:
-        t.start()
-    time.sleep(3)
-    stop.set()
-    for t in threads:
-        t.join()
+    _run_for(3, stop, [threading.Thread(target=writer, args=(i,)) for i in range(6)]
+             + [threading.Thread(target=remover)])
     assert done["write"] > 20 and done["rmdir"] > 0, done
     report = service.maintenance.fsck()
     assert report.ok, [str(p) for p in report.problems]
@@ -321,8 +314,6 @@ def test_directory_renames_racing_writes_and_rmdir_stay_consistent(
     and the deadlock reached the caller as a server error instead of being retried. Every
     call must end in success or a Nexus error, and fsck must be clean.
     """
-    import threading
-    import time
 
     from nexus.errors import NexusError
 
@@ -359,15 +350,10 @@ def test_directory_renames_racing_writes_and_rmdir_stay_consistent(
         time.sleep(0.02)
         return service.files.rmdir(ADMIN, root, recursive=True)
 
-    threads = [threading.Thread(target=loop, args=("write", write(i))) for i in range(4)]
-    threads.append(threading.Thread(target=loop, args=("rename", move)))
-    threads.append(threading.Thread(target=loop, args=("rmdir", remove)))
-    for t in threads:
-        t.start()
-    time.sleep(3)
-    stop.set()
-    for t in threads:
-        t.join()
+    _run_for(3, stop, [threading.Thread(target=loop, args=("write", write(i)))
+                       for i in range(4)]
+             + [threading.Thread(target=loop, args=("rename", move)),
+                threading.Thread(target=loop, args=("rmdir", remove))])
     assert not unexpected, [repr(e) for e in unexpected]
     assert done["write"] > 20 and done["rename"] > 0 and done["rmdir"] > 0, done
     report = service.maintenance.fsck()
@@ -379,7 +365,6 @@ def test_a_tenant_users_write_never_brings_its_deleted_tenant_back(
     """A tenant user's write that passed the permission check and then waited for a
     concurrent deletion of the tenant used to recreate the tenant root — registering a
     tenant with no keys and no owner. It must fail instead; the tenant stays deleted."""
-    import threading
 
     from nexus.errors import NexusError
 
@@ -418,3 +403,13 @@ def test_a_tenant_users_write_never_brings_its_deleted_tenant_back(
     assert not [t for t in tenants if t.startswith("gone")], tenants
     report = service.maintenance.fsck()
     assert report.ok, [str(p) for p in report.problems]
+
+
+def _run_for(seconds: float, stop: threading.Event, threads: list[threading.Thread]) -> None:
+    """Start ``threads``, let them race for ``seconds``, then stop and join them."""
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
