@@ -63,7 +63,7 @@ class Scale:
 
 # A lead of 4 s: each share's first read must complete before it can expire, and on a
 # busy 2-core machine (the full suite beside other work) reads were seen taking 1.6 s.
-CI = Scale(files=20, targets=10, revoked=20, lead=4.0, spread=3.0, readers=12)
+CI = Scale(files=10, targets=10, revoked=10, lead=4.0, spread=2.0, readers=12)
 FULL = Scale(files=100, targets=10, revoked=100, lead=4.0, spread=8.0, readers=24)
 
 

@@ -10,7 +10,7 @@ users included), and after each step an invariant compares what a bounded, rotat
 of principal × path pairs gets from ``read``/``stat``/``exists``/``list`` with the model,
 in both directions: allowed → the right content; denied → the right error class.
 
-Size: ``NEXUS_FUZZ_STEPS`` (rules executed per test; default 400 per backend in the
+Size: ``NEXUS_FUZZ_STEPS`` (rules executed per test; default 250 per backend in the
 normal run, 100,000 in total for the ``slow`` run), ``NEXUS_FUZZ_CHECKS`` (invariant
 probes per step, default 6). The world is rebuilt for every Hypothesis example: a fresh
 SQLite data directory (on tmpfs when there is one), or PostgreSQL tables truncated and
@@ -67,7 +67,7 @@ from .stateful_model import (
 ROOT = Principal.local_admin()
 USER_POOL = ("alice", "bob", "carol", "dave")
 MAX_TENANTS = 4
-CI_STEPS = 400          # per backend: the default run of both backends takes ≈ 30 s
+CI_STEPS = 250          # per backend: the default run of both backends takes ≈ 20 s
 SLOW_STEPS = 100_000    # in total over both backends
 CI_STEP_COUNT = 30      # steps per Hypothesis example
 SLOW_STEP_COUNT = 50
