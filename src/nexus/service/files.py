@@ -106,14 +106,12 @@ class FileService:
             if parents:
                 self._ensure_parents(conn, path, principal)
             else:
-                up = paths.parent(path) or "/"
-                parent_dir = _ROOT if up == "/" else repo.get(paths.partition_of(up), up,
-                                                              key_share=True)
+                parent_dir = self._get(repo, paths.parent(path) or "/", key_share=True)
                 if parent_dir is None:
                     raise NexusFileNotFoundError(f"parent directory of {path} does not exist",
                                                  path=path)
                 _require_dir(parent_dir)
-            self._create_directory(conn, path)
+            self._create_directory(conn, path, principal)
             return file_info(self._get(repo, path) or _ROOT)
 
         return self._transaction(run, (principal, "mkdir", path))
@@ -577,14 +575,14 @@ class FileService:
                 (principal, "tenant.delete", root), audit_tenant=paths.SYSTEM_PARTITION))
         return {**summary, "deleted": True}
 
-    def _get(self, repo: FileRepository, path: str) -> FileRecord | None:
+    def _get(self, repo: FileRepository, path: str, *,
+             key_share: bool = False) -> FileRecord | None:
         if path == "/":
             return _ROOT
-        return repo.get(paths.partition_of(path), path)
+        return repo.get(paths.partition_of(path), path, key_share=key_share)
 
     def _ensure_parents(self, conn: Connection, path: str, principal: Principal) -> None:
-        """Create every missing ancestor directory of ``path``; fail on a file in the way.
-        Only an administrator's operation may create a tenant root on the way."""
+        """Create every missing ancestor directory of ``path``; fail on a file in the way."""
         parent = paths.parent(path)
         if parent is None or parent == "/":
             return
@@ -593,23 +591,15 @@ class FileService:
         # rest), or this write waits for the rmdir and finds the directory gone — never
         # a file left under a removed directory.
         repo = FileRepository(conn)
-        partition = paths.partition_of(parent)
-        existing = repo.get(partition, parent, key_share=True)
+        existing = self._get(repo, parent, key_share=True)
         if existing is not None:
             _require_dir(existing)
             return
-        tenant = paths.tenant_of(parent)
-        if tenant is not None and parent == paths.tenant_root(tenant) and not principal.is_admin:
-            # A tenant user's write that passed the gate and then waited for a concurrent
-            # deletion of its tenant must not bring the tenant back (keyless, ownerless).
-            raise NexusFileNotFoundError(
-                f"tenant {tenant} does not exist; create it first (create_tenant or "
-                f"mkdir {parent})", path=path)
         self._ensure_parents(conn, parent, principal)
-        self._create_directory(conn, parent)
+        self._create_directory(conn, parent, principal)
         # A concurrent writer may have created it first (then the insert did nothing):
         # lock it either way; if an rmdir removed it meanwhile, start again.
-        if repo.get(partition, parent, key_share=True) is None:
+        if self._get(repo, parent, key_share=True) is None:
             raise WriteConflict(parent)
 
     def _lock_nearest_directory(self, conn: Connection, path: str) -> None:
@@ -617,15 +607,22 @@ class FileService:
         now (nothing is created)."""
         repo = FileRepository(conn)
         parent = paths.parent(path)
-        while parent not in (None, "/") and repo.get(paths.partition_of(parent), parent,
-                                                     key_share=True) is None:
+        while parent is not None and self._get(repo, parent, key_share=True) is None:
             parent = paths.parent(parent)
 
-    def _create_directory(self, conn: Connection, path: str) -> None:
+    def _create_directory(self, conn: Connection, path: str, principal: Principal) -> None:
+        """Insert a directory row; a tenant root registers its tenant — administrators
+        only, so a tenant user's operation that passed the gate and then waited for a
+        concurrent deletion of its tenant cannot bring the tenant back (keyless,
+        ownerless)."""
         _refuse_document(path)
         now = self._clock()
         tenant = paths.tenant_of(path)
         if tenant is not None and path == paths.tenant_root(tenant):
+            if not principal.is_admin:
+                raise NexusFileNotFoundError(
+                    f"tenant {tenant} does not exist; create it first (create_tenant or "
+                    f"mkdir {path})", path=path)
             TenantRepository(conn).register(tenant, now)
         FileRepository(conn).insert_directory(paths.partition_of(path), path, _parent(path), now)
 

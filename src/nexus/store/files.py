@@ -161,12 +161,6 @@ class FileRepository:
         """Delete every row of a partition (a whole tenant)."""
         return self.conn.execute(delete(files).where(files.c.tenant_id == tenant_id)).rowcount
 
-    def subtree_totals(self, tenant_id: str, root: str) -> tuple[int, int]:
-        """``(bytes, files)`` stored strictly below ``root``."""
-        row = self.conn.execute(select(func.coalesce(func.sum(files.c.size), 0), func.count())
-                                .where(_subtree(tenant_id, root), files.c.kind == FILE)).first()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
-
     def partition_totals(self, tenant_id: str) -> tuple[int, int]:
         """``(bytes, files)`` stored in a whole partition (consistency checks)."""
         row = self.conn.execute(select(func.coalesce(func.sum(files.c.size), 0), func.count())
