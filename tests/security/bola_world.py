@@ -8,9 +8,13 @@ calls under test go through ``starlette.testclient.TestClient(app)`` with
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +80,24 @@ class Reply:
     code: str | None
     result: Any
     body: str
+
+
+@contextlib.contextmanager
+def scratch_directory(fallback: Path, prefix: str) -> Iterator[Path]:
+    """A fresh directory on tmpfs when there is one (SQLite and the blob store fsync every
+    commit, the bulk of these tests' time on a disk), else below ``fallback``."""
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else fallback
+    with tempfile.TemporaryDirectory(dir=base, prefix=prefix) as directory:
+        yield Path(directory)
+
+
+class Unlimited:
+    """A rate limiter that admits everything: limits are tested in
+    tests/tenancy/test_rate_limit.py, and a sweep must not be throttled into 429s."""
+
+    def admit(self, key: str, rate: float, burst: int) -> float:
+        return 0.0
 
 
 def truncate_all(url: str) -> None:

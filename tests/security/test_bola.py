@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +35,7 @@ from .bola_world import (
     UNAUTHENTICATED,
     Reply,
     World,
+    scratch_directory,
     truncate_all,
 )
 
@@ -135,12 +135,8 @@ class Matrix:
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Where the worlds live: tmpfs when there is one (SQLite and the blob store fsync
     every commit, which is the bulk of the matrix's time on a disk), else pytest's tmp."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        with tempfile.TemporaryDirectory(dir=shm, prefix="nexus-bola-") as directory:
-            yield Path(directory)
-    else:
-        yield tmp_path_factory.mktemp("bola")
+    with scratch_directory(tmp_path_factory.mktemp("bola"), "nexus-bola-") as directory:
+        yield directory
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,8 @@ runs one.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +36,7 @@ from nexus.service import NexusService, bootstrap
 from nexus.settings import Settings
 from nexus.types import Principal
 
-from .bola_world import truncate_all
+from .bola_world import Unlimited, scratch_directory, truncate_all
 
 ROOT = Principal.local_admin()
 EXAMPLES = int(os.environ.get("NEXUS_OPENAPI_FUZZ_EXAMPLES", "4"))
@@ -47,13 +45,6 @@ BACKENDS = [b for b in os.environ.get("NEXUS_OPENAPI_FUZZ_BACKENDS",
                                                   "sqlite,postgresql").split(",") if b]
 CHECKS = [not_a_server_error, response_schema_conformance]
 ROLES = ["tenant", "admin"]  # the tenant first: the administrator's fuzz may suspend acme
-
-
-class _Unlimited:
-    """Rate limits are tested elsewhere; the fuzz must not be throttled into 429s."""
-
-    def admit(self, key: str, rate: float, burst: int) -> float:
-        return 0.0
 
 
 def _into_acme(case: Any) -> Any:
@@ -79,11 +70,9 @@ def fuzz_world(request: pytest.FixtureRequest,
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     if url is not None:
         truncate_all(url)
-    shm = Path("/dev/shm")
-    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path_factory.mktemp("oa")
-    with tempfile.TemporaryDirectory(dir=base, prefix="nexus-openapi-") as directory:
-        service: NexusService = bootstrap(Settings(data_dir=Path(directory), database_url=url))
-        service.tenants._limiter = _Unlimited()  # noqa: SLF001 - see _Unlimited
+    with scratch_directory(tmp_path_factory.mktemp("oa"), "nexus-openapi-") as directory:
+        service: NexusService = bootstrap(Settings(data_dir=directory, database_url=url))
+        service.tenants._limiter = Unlimited()  # noqa: SLF001 - see Unlimited
         for tenant in ("acme", "beta"):
             service.tenants.create_tenant(ROOT, tenant, plan="enterprise")
         service.rebac.rebac_create(ROOT, ("user", "alice"), "owner", ("file", "/tenants/acme"))

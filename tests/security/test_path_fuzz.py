@@ -39,7 +39,6 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 import time
 import typing
 import unicodedata
@@ -64,7 +63,7 @@ from nexus.settings import Settings
 from nexus.store.schema import metadata
 from nexus.types import Principal
 
-from .bola_world import truncate_all
+from .bola_world import Unlimited, scratch_directory, truncate_all
 from .hostile_names import ACCEPT, REJECT, Hostile, build_corpus, expected_normal
 
 ROOT = Principal.local_admin()
@@ -186,14 +185,6 @@ def test_every_path_taking_method_is_driven() -> None:
 # -- the world -------------------------------------------------------------------------
 
 
-class _Unlimited:
-    """Rate limits are not under test here (tests/tenancy/test_rate_limit.py); the sweep
-    sends thousands of requests a second."""
-
-    def admit(self, key: str, rate: float, burst: int) -> float:
-        return 0.0
-
-
 @dataclass
 class Reply:
     status: int
@@ -259,12 +250,8 @@ def _snapshot(service: NexusService) -> dict[str, list[tuple]]:
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """tmpfs when there is one (every commit fsyncs), else pytest's tmp."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        with tempfile.TemporaryDirectory(dir=shm, prefix="nexus-pathfuzz-") as directory:
-            yield Path(directory)
-    else:
-        yield tmp_path_factory.mktemp("pathfuzz")
+    with scratch_directory(tmp_path_factory.mktemp("pathfuzz"), "nexus-pathfuzz-") as directory:
+        yield directory
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -285,7 +272,7 @@ def world(request: pytest.FixtureRequest, scratch: Path) -> Iterator[World]:
 def build_world(backend: str, data_dir: Path, url: str | None) -> World:
     """Tenants acme, beta and gamma; alice owns acme, dave beta; a few files in beta."""
     service = bootstrap(Settings(data_dir=data_dir, database_url=url))
-    service.tenants._limiter = _Unlimited()  # noqa: SLF001 - see _Unlimited
+    service.tenants._limiter = Unlimited()  # noqa: SLF001 - see Unlimited
     for tenant in ("acme", "beta", "gamma"):
         service.tenants.create_tenant(ROOT, tenant, plan="enterprise")
     service.rebac.rebac_create(ROOT, ("user", "alice"), "owner", ("file", ACME))

@@ -46,7 +46,7 @@ from nexus.service import bootstrap
 from nexus.settings import Settings
 from nexus.types import Principal
 
-from .bola_world import truncate_all
+from .bola_world import scratch_directory, truncate_all
 from .stateful_model import (
     FILES,
     GRANT_RELATIONS,
@@ -513,12 +513,8 @@ def run_fuzz(*, backend: str, base_dir: Path, pg_url: str | None, steps: int,
 def fuzz_dir(tmp_path: Path) -> Iterator[Path]:
     """Where the examples' deployments live: tmpfs when there is one (SQLite and the blob
     store fsync every write), else pytest's tmp directory."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        with tempfile.TemporaryDirectory(dir=shm, prefix="nexus-fuzz-") as directory:
-            yield Path(directory)
-    else:
-        yield tmp_path
+    with scratch_directory(tmp_path, "nexus-fuzz-") as directory:
+        yield directory
 
 
 def _run(backend: str, fuzz_dir: Path, request: pytest.FixtureRequest, steps: int,
