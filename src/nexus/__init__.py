@@ -11,6 +11,7 @@ from nexus.client import NexusClient, connect
 from nexus.errors import (
     AuthenticationError,
     ConflictError,
+    DeploymentMismatchError,
     DirectoryNotEmptyError,
     InternalError,
     InvalidArgumentError,
@@ -35,6 +36,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "AuthenticationError",
     "ConflictError",
+    "DeploymentMismatchError",
     "DirectoryNotEmptyError",
     "InternalError",
     "InvalidArgumentError",

@@ -17,6 +17,7 @@
         QuotaExceededError          a hard limit would be exceeded
         RateLimitedError            too many requests
         TenantSuspendedError        the tenant is suspended
+        DeploymentMismatchError     no deployment here, or its parts are different ones'
       server errors
         UnavailableError            a dependency (database, blob store) is unreachable
         InternalError               anything unexpected; details are logged, never sent
@@ -34,6 +35,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AuthenticationError",
     "ConflictError",
+    "DeploymentMismatchError",
     "DirectoryNotEmptyError",
     "InternalError",
     "InvalidArgumentError",
@@ -177,6 +179,15 @@ class TenantSuspendedError(NexusError):
     exit_code = 4
 
 
+class DeploymentMismatchError(NexusError):
+    """The database, data directory and blob store are not one deployment: one of them
+    belongs to another deployment, or (maintenance commands) there is no deployment."""
+
+    code = "deployment_mismatch"
+    http_status = 409
+    exit_code = 3
+
+
 class UnavailableError(NexusError):
     """A dependency of the server (database, blob store) cannot be reached."""
 
@@ -210,6 +221,7 @@ _BY_CODE: dict[str, type[NexusError]] = {
         QuotaExceededError,
         RateLimitedError,
         TenantSuspendedError,
+        DeploymentMismatchError,
         UnavailableError,
         InternalError,
     )

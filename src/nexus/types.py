@@ -23,6 +23,15 @@ class Principal:
     tenant_id: str | None
     is_admin: bool = False
     key_id: str | None = None
+    #: The incarnation of ``tenant_id`` the credential belongs to (see
+    #: ``nexus.service.incarnations``); ``None`` means "the current one" (in-process
+    #: principals). A principal of a dead incarnation is denied everything.
+    incarnation: str | None = None
+
+    @property
+    def log_label(self) -> str:
+        """Who this is in an access-log line: the tenant, ``admin`` or ``-``."""
+        return self.tenant_id or ("admin" if self.is_admin else "-")
 
     @classmethod
     def local_admin(cls) -> Principal:

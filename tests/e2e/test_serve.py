@@ -79,6 +79,9 @@ def test_guide_isolation_demo_over_the_network(server: NexusProcess, tmp_path: P
 def test_cli_admin_create_key(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {**os.environ, "NEXUS_DATA_DIR": str(data)}
+    # A maintenance command never creates a deployment (tests/cli/test_deployment.py):
+    # the embedded engine, like `nexus serve`, makes this one first.
+    nexus.connect(config={"data_dir": str(data)}).close()
     made = subprocess.run([*NEXUS, "admin", "create-key", "--user-id", "ops", "--admin"],
                           capture_output=True, text=True, env=env, timeout=60)
     assert made.returncode == 0, made.stderr

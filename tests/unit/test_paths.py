@@ -429,7 +429,7 @@ SAMPLE_NAMES = [c for i, c in enumerate(HOSTILE_NAMES)
                     "Cf-U+200B", "backslash-0", "empty", "slash", "trailing-slash",
                     "seg255-4byte", "seg256-2byte", "plain-0", "plain-25"}]
 _ALLOWED_DATA_FILE = re.compile(
-    r"[a-z][a-z_]*\.(db|secret|key|json|toml|lock)(-wal|-shm|-journal)?|blobs|blobs/\.staging"
+    r"[a-z][a-z_]*\.(db|secret|key|json|toml|lock)(-wal|-shm|-journal)?|blobs|blobs/\.staging|blobs/\.nexus-deployment"
     r"|blobs/(acme|_system)(/[0-9a-f]{2}(/[0-9a-f]{64})?)?")
 
 

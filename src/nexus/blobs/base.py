@@ -1,6 +1,6 @@
 """The blob-store interface: content-addressed, tenant-namespaced, streamed.
 
-A backend implements five hooks; everything else (hashing, chunking, limits, the
+A backend implements the ``_`` hooks; everything else (hashing, chunking, limits, the
 derived helpers) lives here, so no backend computes or trusts a digest on its own.
 Keys are ``<tenant>/<digest[:2]>/<digest>``: deduplication never crosses tenants, and a
 tenant's blobs can be dropped without looking at anyone else's.
@@ -20,13 +20,17 @@ from typing import BinaryIO
 from nexus.errors import InvalidArgumentError
 
 __all__ = [
-    "CHUNK_SIZE", "BlobInfo", "BlobNotFound", "BlobStore", "Data", "StagedBlob", "iter_chunks",
+    "CHUNK_SIZE", "DEPLOYMENT_MARKER", "BlobInfo", "BlobNotFound", "BlobStore", "Data",
+    "StagedBlob", "iter_chunks",
 ]
 
 CHUNK_SIZE = 1024 * 1024
 # A tenant id (see nexus.paths) or the system partition "_system"; never "." or "/".
 _NAMESPACE = re.compile(r"[a-z0-9_][a-z0-9_-]{0,62}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_DEPLOYMENT_ID = re.compile(r"[0-9a-f]{32}")
+#: The object that names the deployment a store belongs to (outside every namespace).
+DEPLOYMENT_MARKER = ".nexus-deployment"
 Data = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
 
 
@@ -189,6 +193,29 @@ class BlobStore(ABC):
         """Every tenant (partition) that has blobs in this store."""
         return sorted(self._iter_namespaces())
 
+    def holds_blobs(self) -> bool:
+        """Whether any tenant has a blob here (a store in use, marked or not)."""
+        return next(iter(self._iter_namespaces()), None) is not None
+
+    def deployment_id(self) -> str | None:
+        """The deployment this store was marked for (:meth:`mark_deployment`), or ``None``
+        if it carries no mark. Raises :class:`InvalidArgumentError` for a mark that is
+        not a deployment id (never guessed around: the store may be someone else's)."""
+        raw = self._read_marker()
+        if raw is None:
+            return None
+        text = raw.decode("ascii", errors="replace").strip()
+        if not _DEPLOYMENT_ID.fullmatch(text):
+            raise InvalidArgumentError(f"blob store marker {DEPLOYMENT_MARKER} holds "
+                                       f"{text[:40]!r}, not a deployment id")
+        return text
+
+    def mark_deployment(self, deployment_id: str) -> None:
+        """Record that this store belongs to ``deployment_id``; durable when this returns."""
+        if not isinstance(deployment_id, str) or not _DEPLOYMENT_ID.fullmatch(deployment_id):
+            raise InvalidArgumentError(f"not a deployment id: {deployment_id!r}")
+        self._write_marker(deployment_id.encode("ascii") + b"\n")
+
     @staticmethod
     def key(tenant_id: str, digest: str) -> str:
         """``<tenant>/<dd>/<digest>``; both parts are validated, so no key leaves its
@@ -223,4 +250,15 @@ class BlobStore(ABC):
 
     @abstractmethod
     def _iter_namespaces(self) -> Iterator[str]:
-        """The first key segment (tenant) of every stored blob, each once."""
+        """The first key segment (tenant) of every stored blob, each once (none, not an
+        error, where the store does not exist yet)."""
+
+    @abstractmethod
+    def _read_marker(self) -> bytes | None:
+        """The bytes of the :data:`DEPLOYMENT_MARKER` object; ``None`` if there is none.
+        Creates nothing."""
+
+    @abstractmethod
+    def _write_marker(self, data: bytes) -> None:
+        """Replace the :data:`DEPLOYMENT_MARKER` object atomically and durably (creating
+        the store's root if needed); it never appears among blob keys or namespaces."""

@@ -8,7 +8,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from nexus.blobs.base import CHUNK_SIZE, BlobNotFound, BlobStore, StagedBlob
+from nexus.blobs.base import (
+    CHUNK_SIZE,
+    DEPLOYMENT_MARKER,
+    BlobNotFound,
+    BlobStore,
+    StagedBlob,
+)
 
 __all__ = ["LocalBlobStore"]
 
@@ -44,16 +50,17 @@ class LocalBlobStore(BlobStore):
     """Files at ``<root>/<tenant>/<dd>/<digest>``, staged in ``<root>/.staging``.
 
     A blob is written to a temporary file, fsynced, renamed into place and its directory
-    fsynced, so it is either complete and durable or absent.
+    fsynced, so it is either complete and durable or absent. Nothing is created on disk
+    before the first write (so opening a mistyped path to look at it leaves no trace).
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self._staging = self.root / ".staging"
-        self._staging.mkdir(parents=True, exist_ok=True)
         self._known_dirs: set[Path] = set()
 
     def _stage(self, chunks: Iterator[bytes]) -> StagedBlob:
+        self._ensure_dir(self._staging)
         fd, name = tempfile.mkstemp(dir=self._staging, prefix="blob-")
         temp = Path(name)
         try:
@@ -94,10 +101,34 @@ class LocalBlobStore(BlobStore):
                     yield f"{prefix}{shard.name}/{blob.name}"
 
     def _iter_namespaces(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return iter([])
         return iter([p.name for p in self.root.iterdir() if p.is_dir() and p != self._staging])
+
+    def _read_marker(self) -> bytes | None:
+        try:
+            return (self.root / DEPLOYMENT_MARKER).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _write_marker(self, data: bytes) -> None:
+        self._ensure_dir(self.root)
+        fd, name = tempfile.mkstemp(dir=self.root, prefix=DEPLOYMENT_MARKER + ".")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(name, self.root / DEPLOYMENT_MARKER)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.root)
 
     def stale_staging(self, older_than: float) -> list[Path]:
         """Staging files left by writers that died, older than ``older_than`` seconds."""
+        if not self._staging.is_dir():
+            return []
         cutoff = time.time() - older_than
         return [p for p in self._staging.iterdir() if p.stat().st_mtime < cutoff]
 

@@ -27,6 +27,7 @@ class MemoryBlobStore(BlobStore):
 
     def __init__(self) -> None:
         self._blobs: dict[str, tuple[bytes, float]] = {}
+        self._marker: bytes | None = None
 
     def _stage(self, chunks: Iterator[bytes]) -> StagedBlob:
         return _StagedBytes(self, b"".join(chunks))
@@ -52,3 +53,9 @@ class MemoryBlobStore(BlobStore):
 
     def _iter_namespaces(self) -> Iterator[str]:
         return iter({k.split("/", 1)[0] for k in self._blobs})
+
+    def _read_marker(self) -> bytes | None:
+        return self._marker
+
+    def _write_marker(self, data: bytes) -> None:
+        self._marker = bytes(data)

@@ -55,10 +55,13 @@ DatabaseUrl = Annotated[str | None, typer.Option(
 
 
 def _service(data_dir: Path, database_url: str | None):  # noqa: ANN202
-    from nexus.service import bootstrap
+    """The existing deployment an operator command works on directly: refused (exit 3,
+    nothing created) where there is none or its parts are different deployments'."""
+    from nexus.service import open_deployment
     from nexus.settings import Settings
 
-    return bootstrap(Settings.load({"data_dir": data_dir, "database_url": database_url}))
+    return open_deployment(Settings.load({"data_dir": data_dir,
+                                          "database_url": database_url}))
 
 
 @app.command()
@@ -187,16 +190,33 @@ def fsck(
 def gc(data_dir: DataDir = Path("nexus-data"), database_url: DatabaseUrl = None,
        grace: Annotated[float, typer.Option(
            help="Keep unreferenced blobs younger than this many seconds "
-                "(a writer may still be about to commit them).")] = 3600.0) -> None:
-    """Delete stored content that no file references any more."""
-    with exit_on_error():
+                "(a writer may still be about to commit them).")] = 3600.0,
+       dry_run: Annotated[bool, typer.Option(
+           "--dry-run", help="Report what would be deleted; delete nothing.")] = False,
+       as_json: Annotated[bool, typer.Option(
+           "--json", help="Print machine-readable JSON instead of tables.")] = False,
+       ) -> None:
+    """Delete stored content that no file references any more. Refuses, deleting nothing,
+    unless the database and the blob store belong to the same deployment."""
+    with exit_on_error(as_json):
         service = _service(data_dir, database_url)
-        report = service.maintenance.gc(grace_seconds=grace)
-        service.close()
-    print_report("gc", {"blobs removed": report.blobs_removed,
-                        "bytes removed": report.bytes_removed,
-                        "staging files removed": report.staging_removed,
-                        "audit events past retention": report.audit_events_removed})
+        try:
+            report = service.maintenance.gc(grace_seconds=grace, dry_run=dry_run)
+        finally:
+            service.close()
+    if as_json:
+        show(report.to_dict(), as_json=True)
+        return
+    verb = "would remove" if dry_run else "removed"
+    show({"blobs": report.blobs_removed, "blob bytes": report.bytes_removed,
+          "staging files": report.staging_removed,
+          "audit events past retention": report.audit_events_removed},
+         title=f"gc: {verb}")
+    if report.partitions:
+        show(report.to_dict()["partitions"], columns=["tenant", "blobs", "bytes"],
+             title=f"per tenant: {verb}")
+    if dry_run:
+        console.print("dry run: nothing was deleted", highlight=False)
 
 
 @app.command()

@@ -18,11 +18,10 @@ from nexus.errors import InvalidArgumentError
 from nexus.logs import LogFormat, configure_logging
 from nexus.server import create_app, create_metrics_app
 from nexus.service import NexusService, bootstrap
+from nexus.service.deployment import ADMIN_KEY_FILE
 from nexus.settings import Settings
 
 __all__ = ["ADMIN_KEY_FILE", "run_server", "write_admin_key"]
-
-ADMIN_KEY_FILE = "admin.key"
 
 logger = logging.getLogger("nexus.server")
 
@@ -49,17 +48,24 @@ def ensure_port_free(host: str, port: int) -> None:
 
 
 def write_admin_key(data_dir: Path, key: str) -> Path:
-    """Store the bootstrap key at ``<data_dir>/admin.key``, readable by its owner only."""
+    """Store the bootstrap key at ``<data_dir>/admin.key``, readable by its owner only.
+    An existing file is never replaced (``FileExistsError``): it may be the only copy of
+    some deployment's key."""
     path = data_dir / ADMIN_KEY_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     os.chmod(path, 0o600)
     return path
 
 
 def bootstrap_admin(service: NexusService) -> None:
-    """First start: create, print once and save the system administrator's key."""
+    """First start: create, print once and save the system administrator's key — unless
+    ``admin.key`` already exists, which is left exactly as it is."""
+    if (service.settings.data_dir / ADMIN_KEY_FILE).exists():
+        return  # (no new key either: `nexus admin create-key --admin` makes one)
     key = service.keys.bootstrap_admin_key()
     if key is None:
         return

@@ -88,7 +88,7 @@ async def metrics_endpoint(request: Request) -> Response:
     try:
         principal = await run_in_threadpool(authenticate, service,
                                              bearer_token(request))
-        if not principal.is_admin:
+        if not service.policy.may_read_metrics(principal):
             raise NexusPermissionError("permission denied: metrics are for the system "
                                        "administrator")
     except NexusError as exc:

@@ -31,5 +31,5 @@ def authenticate(service: NexusService, api_key: str | None) -> Principal:
     principal = service.keys.authenticate(api_key)
     facts = current_request_facts.get()
     if facts is not None:
-        facts.tenant = principal.tenant_id or ("admin" if principal.is_admin else "-")
+        facts.tenant = principal.log_label
     return principal

@@ -38,6 +38,7 @@ __all__ = [
     "TenantService",
     "TransferService",
     "bootstrap",
+    "open_deployment",
 ]
 
 
@@ -56,6 +57,8 @@ class NexusService:
     transfer: TransferService
     permissions: PermissionEngine
     maintenance: Maintenance
+    #: The enforcement point, for adapters' questions (e.g. who may read /metrics).
+    policy: AccessGate
 
     def admit(self, principal: Principal) -> None:
         """Per-request tenant gate (state, rate limit) — before any permission check."""
@@ -67,27 +70,34 @@ class NexusService:
         self.db.dispose()
 
 
-def bootstrap(settings: Settings) -> NexusService:
-    """Build every dependency from ``settings`` (and migrate the schema) — nothing else does."""
-    from nexus.auth import load_or_create_secret
-    from nexus.blobs import blob_store_from_url
+def open_deployment(settings: Settings) -> NexusService:
+    """An EXISTING deployment, for maintenance commands: refuses (changing nothing) where
+    there is none — no data directory, a database without a deployment id — or where the
+    database, data directory and blob store are different deployments'; never creates a
+    directory, table, secret or key."""
+    return bootstrap(settings, create=False)
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.database_url:
-        db = Database(settings.database_url)
-    else:
-        db = Database.for_data_dir(settings.data_dir)
-    db.migrate()
-    blobs = blob_store_from_url(settings.blob_url or str(settings.data_dir / "blobs"))
+
+def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
+    """Build every dependency from ``settings`` (and migrate the schema) — nothing else does.
+
+    The database, data directory and blob store must be one deployment
+    (:mod:`nexus.service.deployment`); a new one is made only with ``create`` and only
+    where none of them has one.
+    """
+    from nexus.service.deployment import open_stores
+
+    stores = open_stores(settings, create=create)
+    db, blobs = stores.db, stores.blobs
     revisions = RevisionTracker(db)
     states = TenantStates(db)
     audit = AuditLog(db=db)
     engine = PermissionEngine(db=db, revisions=revisions, cache=CheckCache(), states=states)
     gate = AccessGate(engine, audit)
     tenants = TenantService(db=db, gate=gate, states=states, audit=audit)
-    audit.bind(reads_enabled=states.audits_reads, is_tenant_admin=tenants.is_tenant_admin)
+    audit.bind(reads_enabled=states.audits_reads, may_read=gate.may_read_audit)
     quotas = QuotaLedger(db=db)
-    secret = load_or_create_secret(settings.data_dir, settings.secret)
+    secret = stores.secret
     files = FileService(db=db, blobs=blobs, gate=gate, revisions=revisions, quotas=quotas,
                         tenants=tenants, states=states, audit=audit,
                         aliases=ShareAliases(db=db))
@@ -96,14 +106,17 @@ def bootstrap(settings: Settings) -> NexusService:
         db=db,
         files=files,
         keys=KeyService(db=db, deployment_secret=secret, quotas=quotas, tenants=tenants,
-                        audit=audit),
-        rebac=RebacService(db=db, engine=engine, revisions=revisions, audit=audit),
+                        audit=audit, gate=gate),
+        rebac=RebacService(db=db, engine=engine, revisions=revisions, audit=audit,
+                           gate=gate),
         shares=ShareService(db=db, gate=gate, tenants=tenants, revisions=revisions,
                             audit=audit),
         audit=audit,
         tenants=tenants,
         transfer=TransferService(db=db, blobs=blobs, files=files, tenants=tenants,
-                                 revisions=revisions, spool_dir=settings.data_dir / "spool"),
+                                 revisions=revisions, spool_dir=settings.data_dir / "spool",
+                                 quotas=quotas, audit=audit, gate=gate),
         permissions=engine,
+        policy=gate,
         maintenance=Maintenance(db=db, blobs=blobs),
     )

@@ -6,13 +6,19 @@ with and are recorded in a transaction of their own (:meth:`AuditLog.record_now`
 are not recorded for tenants whose ``settings.audit_reads`` is ``false``. Each tenant's
 log is a hash chain with a gapless sequence (``audit_verify`` detects any edited or
 missing event); events outside any tenant go to the system log (``_system``).
+
+An event that involves more than one tenant — a principal of one tenant acting on
+another's path (through a share, or its alias), or a copy or rename between tenants — is
+written into **each** involved tenant's log, in the same transaction, and its ``detail``
+names them all (:func:`crossing`), so either log alone tells the story. The system
+administrator belongs to no tenant: its events go to the one log :func:`tenant_for` names.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -20,11 +26,12 @@ from sqlalchemy import Connection
 from nexus import paths
 from nexus.context import client_address, current_request_id
 from nexus.errors import InvalidArgumentError, NexusPermissionError
+from nexus.service.access import AccessGate
 from nexus.store import Database
 from nexus.store.audit import AuditRepository
 from nexus.types import Principal, iso_time, parse_timestamp
 
-__all__ = ["AuditLog"]
+__all__ = ["AuditLog", "crossing"]
 
 
 def tenant_for(principal: Principal, target: str | None) -> str:
@@ -36,50 +43,102 @@ def tenant_for(principal: Principal, target: str | None) -> str:
     return principal.tenant_id or paths.SYSTEM_PARTITION
 
 
+def crossing(principal: Principal, log: str, target: str | None,
+             between: Sequence[str] = ()) -> tuple[list[str], str | None]:
+    """The logs an event goes to (sorted) and, if more than one, the ``detail`` naming
+    every tenant involved: ``cross-tenant path=acme principal=beta`` (one path),
+    ``cross-tenant src=acme dst=beta principal=beta`` (a copy or rename ``between``
+    two paths), ``cross-tenant tenant=acme principal=beta`` (other targets).
+
+    ``log`` is the event's own log. The system administrator has no home tenant: its
+    events cross only when a copy or rename moves data between two tenants.
+    """
+    admin = AccessGate.is_system_admin(principal)
+    if admin and not between:
+        return [log], None
+    if between:
+        roles = [("src", paths.tenant_of(between[0])), ("dst", paths.tenant_of(between[1]))]
+    else:
+        on_path = target is not None and paths.tenant_of(target) == log
+        roles = [("path" if on_path else "tenant", log)]
+    if not admin:
+        roles.append(("principal", principal.tenant_id))
+    logs = sorted({log, *(tenant for _, tenant in roles if tenant is not None)})
+    if len(logs) == 1:
+        return logs, None
+    return logs, "cross-tenant " + " ".join(
+        f"{role}={tenant or paths.SYSTEM_PARTITION}" for role, tenant in roles)
+
+
 class AuditLog:
     """Appends and reads audit events."""
 
     def __init__(self, *, db: Database, clock: Callable[[], float] = time.time,
                  reads_enabled: Callable[[str], bool] | None = None,
-                 is_tenant_admin: Callable[[Principal, str], bool] | None = None) -> None:
+                 may_read: Callable[[Principal, str], bool] | None = None) -> None:
         self._db = db
         self._clock = clock
         self._reads_enabled = reads_enabled or (lambda _tenant: True)
-        self._is_tenant_admin = is_tenant_admin or (lambda p, _t: p.is_admin)
+        self._may_read = may_read or (lambda p, log: AccessGate.is_system_admin(p))
 
     def bind(self, *, reads_enabled: Callable[[str], bool],
-             is_tenant_admin: Callable[[Principal, str], bool]) -> None:
-        """Late wiring of the two tenancy questions (the tenant service is built after)."""
+             may_read: Callable[[Principal, str], bool]) -> None:
+        """Late wiring of the two questions the audit log asks (the enforcement point and
+        the tenant states are built after it): does a tenant record reads, and may this
+        principal read that log (``AccessGate.may_read_audit``)."""
         self._reads_enabled = reads_enabled
-        self._is_tenant_admin = is_tenant_admin
+        self._may_read = may_read
 
     def record(self, conn: Connection, principal: Principal, action: str,
                target: str | None, *, result: str = "ok", detail: str | None = None,
-               tenant: str | None = None) -> None:
-        """Append an event inside the caller's transaction."""
-        if principal.is_admin and detail is None and tenant_for(principal, target) \
-                != paths.SYSTEM_PARTITION:
-            detail = "admin bypass"
-        AuditRepository(conn).append(
-            tenant or tenant_for(principal, target), at=self._clock(),
-            user_id=principal.user_id, key_id=principal.key_id, action=action, target=target,
-            result=result, detail=detail, request_id=current_request_id.get(),
-            client=client_address.get())
+               tenant: str | None = None, between: Sequence[str] = ()) -> None:
+        """Append an event inside the caller's transaction — into every log it involves
+        (:func:`crossing`). ``between`` is ``(src, dst)`` of a copy or rename: the event
+        goes to ``tenant``, else to ``dst``'s log, and to ``src``'s log too."""
+        self._append(conn, principal, action, target, result=result, detail=detail,
+                     logs=self._logs(principal, target, tenant, between), between=between)
 
     def record_now(self, principal: Principal, action: str, target: str | None, *,
                    result: str = "ok", detail: str | None = None) -> None:
         """Append an event in its own transaction (denials, reads)."""
-        with self._db.write() as conn:
-            self.record(conn, principal, action, target, result=result, detail=detail)
+        self._db.run(lambda conn: self.record(conn, principal, action, target, result=result,
+                                              detail=detail))
 
     def record_read(self, principal: Principal, action: str, target: str) -> None:
-        """A read, unless the target tenant switched read auditing off. Reads by the
-        in-process operator (the embedded engine opened without a key: no credential,
-        no request) are not recorded; every keyed principal's are."""
-        if principal.key_id is None and principal.is_admin:
+        """A read, in each involved log whose tenant records reads (one transaction).
+        Reads by the in-process operator (the embedded engine opened without a key: no
+        credential, no request) are not recorded; every keyed principal's are."""
+        if principal.key_id is None and AccessGate.is_system_admin(principal):
             return
-        if self._reads_enabled(tenant_for(principal, target)):
-            self.record_now(principal, action, target)
+        logs, note = self._logs(principal, target, None, ())
+        logs = [log for log in logs if self._reads_enabled(log)]
+        if logs:
+            self._db.run(lambda conn: self._append(conn, principal, action, target,
+                                                   result="ok", detail=None,
+                                                   logs=(logs, note), between=()))
+
+    def _logs(self, principal: Principal, target: str | None, tenant: str | None,
+              between: Sequence[str]) -> tuple[list[str], str | None]:
+        log = tenant or tenant_for(principal, between[1] if between else target)
+        return crossing(principal, log, target, between)
+
+    def _append(self, conn: Connection, principal: Principal, action: str,
+                target: str | None, *, result: str, detail: str | None,
+                logs: tuple[list[str], str | None], between: Sequence[str]) -> None:
+        # Sorted logs: concurrent cross-tenant events lock the chains' heads in one order.
+        names, note = logs
+        touched = between or ([target] if target and target.startswith("/") else [])
+        if AccessGate.is_system_admin(principal) and detail is None and any(
+                paths.tenant_of(p) is not None for p in touched):
+            detail = "admin bypass"
+        if note is not None:
+            detail = note if detail is None else f"{detail}; {note}"
+        at = self._clock()
+        for name in names:
+            AuditRepository(conn).append(
+                name, at=at, user_id=principal.user_id, key_id=principal.key_id,
+                action=action, target=target, result=result, detail=detail,
+                request_id=current_request_id.get(), client=client_address.get())
 
     # -- queries -------------------------------------------------------------------------
 
@@ -118,9 +177,8 @@ class AuditLog:
                 "problems": problems}
 
     def _require_reader(self, principal: Principal, tenant_id: str) -> None:
-        if tenant_id == paths.SYSTEM_PARTITION and principal.is_admin:
-            return
-        paths.validate_tenant_id(tenant_id)
-        if not self._is_tenant_admin(principal, tenant_id):
+        if tenant_id != paths.SYSTEM_PARTITION:
+            paths.validate_tenant_id(tenant_id)
+        if not self._may_read(principal, tenant_id):
             raise NexusPermissionError("permission denied: the audit log is for the system "
                                        f"administrator and administrators of {tenant_id}")

@@ -31,6 +31,7 @@ from nexus.errors import (
     NexusNotADirectoryError,
     NexusPermissionError,
 )
+from nexus.service import incarnations
 from nexus.service.access import AccessGate, Action
 from nexus.service.audit import AuditLog
 from nexus.service.listing import Lister, file_info
@@ -38,7 +39,12 @@ from nexus.service.permissions import RevisionTracker
 from nexus.service.quotas import QuotaLedger
 from nexus.service.share_alias import ShareAliases
 from nexus.service.tenant_state import TenantStates
-from nexus.service.tenants import TENANT_DOCUMENT, TenantService, is_tenant_document
+from nexus.service.tenants import (
+    TENANT_DOCUMENT,
+    TenantService,
+    is_tenant_document,
+    register_tenant,
+)
 from nexus.store import (
     Database,
     FileRecord,
@@ -125,7 +131,7 @@ class FileService:
         if path == paths.TENANTS_ROOT or path == _tenant_root_of(path):
             # Removing a tenant's root deletes the tenant (keys, users, grants, log):
             # the system administrator's decision, like delete_tenant.
-            if not principal.is_admin:
+            if not self._gate.is_system_admin(principal):
                 raise NexusPermissionError(
                     f"permission denied: only the system administrator removes {path} "
                     "(use delete_tenant)", path=path, permission="owner")
@@ -391,7 +397,8 @@ class FileService:
             return file_info(moved), self._move_grants(conn, src, dst)
 
         info, bumps = self._transaction(run, (principal, "rename", f"{src} -> {dst}"),
-                                        audit_tenant=paths.tenant_of(src))
+                                        audit_tenant=paths.partition_of(src),
+                                        audit_between=(src, dst))
         self._advance(bumps)
         return info
 
@@ -431,27 +438,25 @@ class FileService:
             return file_info(repo.insert_file(dst_partition, dst, _parent(dst), size=size,
                                               digest=digest, now=now))
 
-        return self._transaction(run, (principal, "copy", dst))
+        return self._transaction(run, (principal, "copy", f"{src} -> {dst}"),
+                                 audit_between=(src, dst))
 
     # -- helpers -----------------------------------------------------------------------
 
     def _transaction(self, run: Callable[[Connection], T],
                      audit: tuple[Principal, str, str] | None = None,
-                     audit_tenant: str | None = None) -> T:
+                     audit_tenant: str | None = None,
+                     audit_between: tuple[str, str] | tuple[()] = ()) -> T:
         # A unique-key race (two creators of one path on PostgreSQL) is retried from the
-        # top: the second attempt sees the winner's row and takes the "exists" branch.
-        for attempt in range(_RETRIES):
-            try:
-                with self._db.write() as conn:
-                    result = run(conn)
-                    if audit is not None:  # same transaction: the event exists iff the change
-                        self._audit.record(conn, *audit, tenant=audit_tenant)
-                    return result
-            except WriteConflict:
-                if attempt == _RETRIES - 1:
-                    raise ConflictError(
-                        "too many concurrent changes to the same path; retry") from None
-        raise AssertionError("unreachable")
+        # top by the unit of work: the second attempt sees the winner's row and takes the
+        # "exists" branch.
+        def work(conn: Connection) -> T:
+            result = run(conn)
+            if audit is not None:  # same transaction: the event exists iff the change
+                self._audit.record(conn, *audit, tenant=audit_tenant, between=audit_between)
+            return result
+
+        return self._db.run(work, attempts=_RETRIES)
 
     def _exists_row(self, path: str) -> bool:
         with self._db.read() as conn:
@@ -486,7 +491,7 @@ class FileService:
         return Page(shown, None)
 
     def _require_member(self, principal: Principal, tenant: str, path: str) -> None:
-        if not principal.is_admin and principal.tenant_id != tenant:
+        if not self._gate.may_act_in(principal, tenant):
             raise NexusPermissionError(f"permission denied: can_read on {path}", path=path,
                                        permission="can_read")
 
@@ -516,10 +521,18 @@ class FileService:
         stores), keys, users, counters and registration (``rmdir /tenants/<id>``)."""
         tuples = TupleRepository(conn)
         shares = ShareRepository(conn)
+        incarnation = TenantRepository(conn).incarnation(tenant)
         for share in shares.incoming(tenant):
             tuples.delete(share.source_tenant, share.tuple_id)
             self._revisions.advanced(share.source_tenant,
                                      tuples.bump_revision(share.source_tenant))
+        if incarnation is not None:
+            # Every other reference to this life of the tenant, in any tenant's store
+            # (grants to its members or users, its users in others' groups): dead already
+            # by construction, removed here so nothing stale is listed or counted.
+            for other in tuples.delete_references(incarnations.ref(tenant, incarnation)):
+                if other != tenant:
+                    self._revisions.advanced(other, tuples.bump_revision(other))
         shares.delete_tenant(tenant)
         files = FileRepository(conn)
         files.lock_directories(tenant, paths.tenant_root(tenant))
@@ -547,9 +560,7 @@ class FileService:
                       confirm: bool = False) -> dict[str, Any]:
         """Delete a tenant for good: files, content, grants in and out, keys, users and
         counters. Without ``confirm=True`` it changes nothing and says what would go."""
-        if not principal.is_admin:
-            raise NexusPermissionError("permission denied: only the system administrator "
-                                       "deletes tenants")
+        self._gate.require_system_admin(principal, "deletes tenants")
         root = paths.tenant_root(tenant_id)
         with self._db.read() as conn:
             if not TenantRepository(conn).exists(tenant_id):
@@ -619,11 +630,11 @@ class FileService:
         now = self._clock()
         tenant = paths.tenant_of(path)
         if tenant is not None and path == paths.tenant_root(tenant):
-            if not principal.is_admin:
+            if not self._gate.is_system_admin(principal):
                 raise NexusFileNotFoundError(
                     f"tenant {tenant} does not exist; create it first (create_tenant or "
                     f"mkdir {path})", path=path)
-            TenantRepository(conn).register(tenant, now)
+            register_tenant(conn, tenant, now)
         FileRepository(conn).insert_directory(paths.partition_of(path), path, _parent(path), now)
 
     def _replace(self, repo: FileRepository, current: FileRecord, size: int, digest: str,

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Connection
+
 from nexus import paths
 from nexus.auth import generate_key, hash_secret, parse_key
 from nexus.errors import (
@@ -23,6 +25,7 @@ from nexus.errors import (
     NexusFileNotFoundError,
     NexusPermissionError,
 )
+from nexus.service.access import AccessGate
 from nexus.service.audit import AuditLog
 from nexus.service.quotas import QuotaLedger
 from nexus.service.tenants import TenantService
@@ -48,8 +51,9 @@ class KeyService:
     """Key administration (system administrator) and authentication (everyone)."""
 
     def __init__(self, *, db: Database, deployment_secret: bytes, quotas: QuotaLedger,
-                 tenants: TenantService, audit: AuditLog,
+                 tenants: TenantService, audit: AuditLog, gate: AccessGate,
                  clock: Callable[[], float] = time.time) -> None:
+        self._gate = gate
         self._audit = audit
         self._db = db
         self._secret = deployment_secret
@@ -82,10 +86,14 @@ class KeyService:
             raise AuthenticationError(f"API key {record.key_id} has been revoked")
         if record.expires_at is not None and record.expires_at <= now:
             raise AuthenticationError(f"API key {record.key_id} has expired")
-        self._touch(record.key_id, now)
         tenant = None if record.tenant_id == paths.SYSTEM_PARTITION else record.tenant_id
+        if tenant is not None and (record.incarnation is None or
+                                   record.incarnation != self._tenants.incarnation(tenant)):
+            # Issued to an earlier life of this tenant id: dead, whatever its row says.
+            raise AuthenticationError(f"API key {record.key_id} belongs to a deleted tenant")
+        self._touch(record.key_id, now)
         return Principal(user_id=record.user_id, tenant_id=tenant, is_admin=record.is_admin,
-                         key_id=record.key_id)
+                         key_id=record.key_id, incarnation=record.incarnation)
 
     def _touch(self, key_id: str, now: float) -> None:
         # One write per key per minute at most: authentication stays a pure read.
@@ -93,8 +101,7 @@ class KeyService:
             if now - self._last_used.get(key_id, 0.0) < _LAST_USED_EVERY:
                 return
             self._last_used[key_id] = now
-        with self._db.write() as conn:
-            KeyRepository(conn).update(key_id, last_used_at=now)
+        self._db.run(lambda conn: KeyRepository(conn).update(key_id, last_used_at=now))
 
     # -- administration -----------------------------------------------------------------
 
@@ -106,7 +113,7 @@ class KeyService:
         administrator key, which has no tenant. A tenant's administrator may create keys
         for users of its own tenant. The returned ``api_key`` is shown only here."""
         if is_admin or tenant_id is None:
-            _require_admin(principal)
+            self._gate.require_system_admin(principal, "manages API keys")
         else:
             self._require_tenant_admin(principal, tenant_id)
         validate_user_id(user_id)
@@ -127,26 +134,31 @@ class KeyService:
         if expiry is not None and expiry <= now:
             raise InvalidArgumentError("expires_at is in the past")
         text, parsed = generate_key()
-        record = KeyRecord(parsed.key_id, tenant, user_id, name, subject_type, bool(is_admin),
-                           hash_secret(parsed.secret, self._secret), now, expiry, None, None)
-        with self._db.write() as conn:
-            if not is_admin and not TenantRepository(conn).exists(tenant):
+
+        def create(conn: Connection) -> KeyRecord:
+            incarnation = None if is_admin else TenantRepository(conn).incarnation(tenant)
+            if not is_admin and incarnation is None:
                 raise NexusFileNotFoundError(f"tenant {tenant!r} does not exist; create "
                                              f"/tenants/{tenant} first")
+            record = KeyRecord(parsed.key_id, tenant, user_id, name, subject_type,
+                               bool(is_admin), hash_secret(parsed.secret, self._secret), now,
+                               expiry, None, None, incarnation)
             keys = KeyRepository(conn)
             if keys.add_user(tenant, user_id, now) and not is_admin:
                 self._quotas.charge(conn, tenant, users=1)
             keys.insert(record)
             self._audit.record(conn, principal, "key.create", f"key:{record.key_id}",
                                detail=f"user={user_id}", tenant=tenant)
-        return {"api_key": text, **_public(record)}
+            return record
+
+        return {"api_key": text, **_public(self._db.run(create))}
 
     def admin_list_keys(self, principal: Principal, tenant_id: str | None = None,
                         user_id: str | None = None) -> list[dict[str, Any]]:
         """Keys (never their secrets or hashes), optionally of one tenant or user. A
         tenant's administrator lists its own tenant's keys."""
         if tenant_id is None:
-            _require_admin(principal)
+            self._gate.require_system_admin(principal, "manages API keys")
         else:
             self._require_tenant_admin(principal, tenant_id)
         with self._db.read() as conn:
@@ -159,7 +171,7 @@ class KeyService:
     def admin_update_key(self, principal: Principal, key_id: str, name: str | None = None,
                          expires_at: Any = None) -> dict[str, Any]:
         """Rename a key or change its expiry."""
-        _require_admin(principal)
+        self._gate.require_system_admin(principal, "manages API keys")
         values: dict[str, Any] = {}
         if name is not None:
             if not isinstance(name, str) or not name or len(name) > 255:
@@ -167,23 +179,26 @@ class KeyService:
             values["name"] = name
         if expires_at is not None:
             values["expires_at"] = parse_timestamp(expires_at)
-        self._get(key_id)
+        tenant = self._get(key_id).tenant_id
         if values:
-            with self._db.write() as conn:
+            def update(conn: Connection) -> None:
                 KeyRepository(conn).update(key_id, **values)
                 self._audit.record(conn, principal, "key.update", f"key:{key_id}",
-                                   detail=",".join(sorted(values)),
-                                   tenant=self._get(key_id).tenant_id)
+                                   detail=",".join(sorted(values)), tenant=tenant)
+
+            self._db.run(update)
         return _public(self._get(key_id))
 
     def admin_revoke_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
         """Revoke a key; its next request is refused."""
         record = self._get_managed(principal, key_id)
         if record.revoked_at is None:
-            with self._db.write() as conn:
+            def revoke(conn: Connection) -> None:
                 KeyRepository(conn).update(key_id, revoked_at=self._clock())
                 self._audit.record(conn, principal, "key.revoke", f"key:{record.key_id}",
                                    tenant=record.tenant_id)
+
+            self._db.run(revoke)
         return _public(self._get(key_id))
 
     def bootstrap_admin_key(self) -> str | None:
@@ -196,19 +211,18 @@ class KeyService:
         return str(created["api_key"])
 
     def _require_tenant_admin(self, principal: Principal, tenant_id: str) -> None:
-        if not self._tenants.is_tenant_admin(principal, paths.validate_tenant_id(tenant_id)):
-            raise NexusPermissionError("permission denied: only the system administrator or "
-                                       f"an administrator of tenant {tenant_id} manages its keys")
+        self._gate.require_tenant_admin(
+            principal, tenant_id, "permission denied: only the system administrator or "
+            f"an administrator of tenant {tenant_id} manages its keys")
 
     def _get_managed(self, principal: Principal, key_id: str) -> KeyRecord:
         """A key the principal may manage; others look absent-or-forbidden alike."""
-        if principal.is_admin:
+        if self._gate.is_system_admin(principal):
             return self._get(key_id)
         with self._db.read() as conn:
             record = KeyRepository(conn).get(str(key_id))
-        if record is None or record.tenant_id != principal.tenant_id:
+        if record is None or not self._gate.may_manage_key(principal, record.tenant_id):
             raise NexusPermissionError("permission denied: not a key of your tenant")
-        self._require_tenant_admin(principal, record.tenant_id)
         return record
 
     def _get(self, key_id: str) -> KeyRecord:
@@ -217,12 +231,6 @@ class KeyService:
         if record is None:
             raise NexusFileNotFoundError(f"no API key {key_id!r}")
         return record
-
-
-def _require_admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise NexusPermissionError("permission denied: only the system administrator "
-                                   "manages API keys")
 
 
 def _public(record: KeyRecord) -> dict[str, Any]:

@@ -8,12 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
+
 from nexus import paths
 from nexus.blobs import BlobNotFound, BlobStore, LocalBlobStore
+from nexus.errors import DeploymentMismatchError
 from nexus.service.audit import AuditLog
 from nexus.service.quotas import QuotaLedger
 from nexus.store import Database, FileRepository, TenantRepository, UsageRepository
 from nexus.store.audit import AuditRepository
+from nexus.store.deployment import DeploymentRepository
 from nexus.types import Principal
 
 __all__ = ["FsckProblem", "FsckReport", "GcReport", "Maintenance"]
@@ -24,12 +28,22 @@ DEFAULT_GRACE_SECONDS = 3600.0
 
 @dataclass
 class GcReport:
-    """What a garbage collection removed."""
+    """What a garbage collection removed — or, ``dry_run``, would remove (nothing was)."""
 
     blobs_removed: int = 0
     bytes_removed: int = 0
     staging_removed: int = 0
     audit_events_removed: int = 0
+    dry_run: bool = False
+    #: Per partition (tenant) with something to collect: ``{"blobs": n, "bytes": size}``.
+    partitions: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "blobs_removed": self.blobs_removed,
+                "bytes_removed": self.bytes_removed, "staging_removed": self.staging_removed,
+                "audit_events_removed": self.audit_events_removed,
+                "partitions": [{"tenant": name, **figures}
+                               for name, figures in sorted(self.partitions.items())]}
 
 
 #: Kinds of problem ``fsck`` reports; ``--repair`` fixes only the REPAIRABLE ones.
@@ -110,9 +124,10 @@ class Maintenance:
         known = {paths.SYSTEM_PARTITION, *ids}
         return sorted(known | set(self._blobs.namespaces()))
 
-    def apply_retention(self) -> int:
+    def apply_retention(self, *, dry_run: bool = False) -> int:
         """Drop audit events older than each tenant's ``settings.data_retention_days``
-        (tenants without the setting keep everything); returns how many."""
+        (tenants without the setting keep everything); returns how many (``dry_run``: how
+        many it would drop, dropping none)."""
         removed = 0
         now = self._clock()
         with self._db.read() as conn:
@@ -121,14 +136,35 @@ class Maintenance:
                         for r in (tenants.get(t) for t in list(tenants.iter_ids())) if r]
         for tenant_id, days in retained:
             if isinstance(days, int | float) and not isinstance(days, bool) and days > 0:
-                with self._db.write() as conn:
-                    removed += AuditRepository(conn).prune(tenant_id, now - days * 86400)
+                if dry_run:
+                    removed += self._expired_events(tenant_id, now - days * 86400)
+                    continue
+                cutoff = now - days * 86400
+                removed += self._db.run(
+                    lambda conn, t=tenant_id, c=cutoff: AuditRepository(conn).prune(t, c))
         return removed
 
-    def gc(self, *, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> GcReport:
+    def _expired_events(self, tenant_id: str, before: float) -> int:
+        count, after = 0, 0
+        with self._db.read() as conn:
+            while batch := AuditRepository(conn).events(tenant_id, after_seq=after,
+                                                        until=before, limit=5000):
+                count, after = count + len(batch), batch[-1].seq
+        return count
+
+    def gc(self, *, grace_seconds: float = DEFAULT_GRACE_SECONDS,
+           dry_run: bool = False) -> GcReport:
         """Delete blobs no file references and that are older than ``grace_seconds``, and
-        audit events past their tenant's retention."""
-        report = GcReport(audit_events_removed=self.apply_retention())
+        audit events past their tenant's retention; ``dry_run`` reports the same figures
+        and deletes nothing.
+
+        Refuses (:class:`DeploymentMismatchError`, before deleting anything) unless the
+        blob store is marked for the database's deployment: judged against another
+        deployment's database, every blob would look unreferenced.
+        """
+        self._require_one_deployment()
+        report = GcReport(audit_events_removed=self.apply_retention(dry_run=dry_run),
+                          dry_run=dry_run)
         cutoff = self._clock() - grace_seconds
         for partition in self.partitions():
             with self._db.read() as conn:
@@ -137,16 +173,33 @@ class Maintenance:
                 if digest in referenced or mtime >= cutoff:
                     continue
                 try:
-                    report.bytes_removed += self._blobs.size(partition, digest)
+                    size = self._blobs.size(partition, digest)
                 except BlobNotFound:
                     continue
-                self._blobs.delete(partition, digest)
+                if not dry_run:
+                    self._blobs.delete(partition, digest)
+                report.bytes_removed += size
                 report.blobs_removed += 1
+                figures = report.partitions.setdefault(partition, {"blobs": 0, "bytes": 0})
+                figures["blobs"] += 1
+                figures["bytes"] += size
         if isinstance(self._blobs, LocalBlobStore):
             for stale in self._blobs.stale_staging(grace_seconds):
-                stale.unlink(missing_ok=True)
+                if not dry_run:
+                    stale.unlink(missing_ok=True)
                 report.staging_removed += 1
         return report
+
+    def _require_one_deployment(self) -> None:
+        with self._db.read() as conn:
+            record = DeploymentRepository(conn).get()
+        database_id = record.deployment_id if record else None
+        blob_id = self._blobs.deployment_id()
+        if database_id != blob_id:
+            raise DeploymentMismatchError(
+                f"refusing to collect garbage: the database belongs to deployment "
+                f"{database_id or '(none)'} but the blob store to {blob_id or '(none)'} — "
+                "its content would all look unreferenced. Nothing was deleted.")
 
     # -- fsck ----------------------------------------------------------------------------
 
@@ -259,8 +312,7 @@ class Maintenance:
             return []
         # PostgreSQL reads each statement at its own snapshot: confirm under the counter
         # row's lock before calling a live server's counters wrong (changes nothing).
-        with self._db.write() as conn:
-            counted = self._quotas.recount(conn, partition)
+        counted = self._db.run(lambda conn: self._quotas.recount(conn, partition))
         if counted is None:
             return [FsckProblem(NO_COUNTERS, partition,
                                 f"tenant {partition}: has no usage counter row")]
@@ -280,7 +332,7 @@ class Maintenance:
     # -- repairs ---------------------------------------------------------------------------
 
     def _recount(self, partition: str) -> list[str]:
-        with self._db.write() as conn:
+        def work(conn: Connection) -> list[str]:
             result = self._quotas.recount(conn, partition, repair=True)
             if result is None or not result.repaired:
                 return []
@@ -289,13 +341,15 @@ class Maintenance:
                       f"{result.stored_bytes} bytes / {result.stored_files} files")
             self._audit.record(conn, _FSCK, "fsck.repair", paths.tenant_root(partition),
                                detail=change, tenant=partition)
-        return [change]
+            return [change]
+
+        return self._db.run(work)
 
     def _recreate_parents(self, partition: str) -> list[str]:
         """Create the missing ancestor directory rows of every orphaned entry (a file in
         the way is left alone and stays reported)."""
-        made: list[str] = []
-        with self._db.write() as conn:
+        def work(conn: Connection) -> list[str]:
+            made: list[str] = []
             repo = FileRepository(conn)
             for orphan in repo.orphaned_rows(partition):
                 path = paths.parent(orphan)
@@ -311,7 +365,9 @@ class Maintenance:
                                        tenant=partition)
                     made.append(f"{path}: recreated missing parent directory")
                     path = paths.parent(path)
-        return made
+            return made
+
+        return self._db.run(work)
 
 
 #: The actor of ``fsck --repair`` events in the audit log.

@@ -40,6 +40,7 @@ from nexus.authz import (
 )
 from nexus.authz.schema import WILDCARD
 from nexus.errors import NexusError
+from nexus.service import incarnations
 from nexus.service.tenant_state import TenantStates
 from nexus.store import Database, FileRepository
 from nexus.store.tuples import ModelRepository, TupleRepository
@@ -192,11 +193,13 @@ def _parsed(model_id: str, dsl: str) -> AuthzModel:
     return parse_model(dsl)
 
 
-def subject_for(principal: Principal, object_tenant: str) -> tuple[str, str]:
-    """The ``user`` subject id naming ``principal`` inside ``object_tenant``'s store."""
+def subject_for(principal: Principal, object_tenant: str, incarnation: str) -> tuple[str, str]:
+    """The ``user`` subject id naming ``principal`` (of its tenant's ``incarnation``)
+    inside ``object_tenant``'s store: its bare id at home, ``<tenant>~<token>/<id>``
+    elsewhere — a name no local user can have, and no later life of its tenant either."""
     if principal.tenant_id == object_tenant:
         return "user", principal.user_id
-    return "user", f"{principal.tenant_id}/{principal.user_id}"
+    return "user", f"{incarnations.ref(str(principal.tenant_id), incarnation)}/{principal.user_id}"
 
 
 class PermissionEngine:
@@ -240,22 +243,26 @@ class PermissionEngine:
         tenant = paths.tenant_of(object_ids[0])
         if tenant is None or principal.tenant_id is None:
             return [False] * len(object_ids)
+        incarnation = self.incarnation_of(principal)
+        if incarnation is None:
+            return [False] * len(object_ids)
         if principal.tenant_id != tenant:
             # A share out of a suspended (or vanished) tenant stops resolving.
             state = self._states.get(tenant)
             if state is None or state.status in BLOCKED:
                 return [False] * len(object_ids)
-        subject = subject_for(principal, tenant)
+        subject = subject_for(principal, tenant, incarnation)
         revision = self._revisions.current(tenant)
         now = self._clock()
-        keys = [(tenant, revision, subject, relation, oid) for oid in object_ids]
+        keys = [(tenant, revision, incarnation, subject, relation, oid) for oid in object_ids]
         answers = [self._cache.get(key, now) for key in keys]
         missing = [i for i, a in enumerate(answers) if a is None]
         if missing:
             started = time.perf_counter()
             try:
-                computed, expiry = self._evaluate(principal, tenant, subject, relation,
-                                                  [object_ids[i] for i in missing], now)
+                computed, expiry = self._evaluate(principal, incarnation, tenant, subject,
+                                                  relation, [object_ids[i] for i in missing],
+                                                  now)
             except NexusError:
                 return [False] * len(object_ids)
             finally:
@@ -266,7 +273,19 @@ class PermissionEngine:
                 self._cache.put(keys[i], allowed, now, expiry)
         return [bool(a) for a in answers]
 
-    def _evaluate(self, principal: Principal, tenant: str, subject: tuple[str, str],
+    def incarnation_of(self, principal: Principal) -> str | None:
+        """The live incarnation ``principal`` acts in: its own if it is still its tenant's
+        current one, else ``None`` (a principal of a deleted tenant matches nothing)."""
+        if principal.tenant_id is None:
+            return None
+        current = self._states.incarnation(principal.tenant_id)
+        if current is None or (principal.incarnation is not None
+                               and principal.incarnation != current):
+            return None
+        return current
+
+    def _evaluate(self, principal: Principal, incarnation: str, tenant: str,
+                  subject: tuple[str, str],
                   relation: str, object_ids: list[str],
                   now: float) -> tuple[list[bool], float | None]:
         with self._db.read() as conn:
@@ -276,7 +295,8 @@ class PermissionEngine:
                 wanted.update(paths.ancestors(oid))
             sql.prefetch(FILE, sorted(wanted))
             depth = max(oid.count("/") for oid in object_ids)
-            checker = self.checker(conn, tenant, sql, principal, path_depth=depth)
+            checker = self.checker(conn, tenant, sql, principal, incarnation,
+                                   path_depth=depth)
             # A file with no tuples of its own can only inherit, and siblings inherit the
             # same: evaluate one per parent directory and share the answer.
             with_tuples = sql.objects_with_tuples(FILE)
@@ -294,14 +314,18 @@ class PermissionEngine:
                     for oid in object_ids], sql.earliest_expiry
 
     def checker(self, conn: Any, tenant: str, sql: SqlTupleReader,
-                principal: Principal | None = None, *, path_depth: int = 64) -> Checker:
+                principal: Principal | None = None, incarnation: str | None = None, *,
+                path_depth: int = 64) -> Checker:
         """A checker over ``tenant``'s tuples: parents derived from paths, the principal's
-        tenant membership added as a contextual tuple, foreign principals without
-        wildcard grants."""
+        membership of its tenant's ``incarnation`` added as a contextual tuple, foreign
+        principals without wildcard grants."""
         reader: TupleReader = sql
-        if principal is not None and principal.tenant_id is not None:
-            subject = subject_for(principal, tenant)
-            membership = RelationTuple("tenant", principal.tenant_id, "member", *subject)
+        if principal is not None and principal.tenant_id is not None \
+                and incarnation is not None:
+            subject = subject_for(principal, tenant, incarnation)
+            membership = RelationTuple("tenant",
+                                       incarnations.ref(principal.tenant_id, incarnation),
+                                       "member", *subject)
             base: TupleReader = sql if principal.tenant_id == tenant else _LocalSubjectsOnly(sql)
             reader = LayeredTupleReader(base, [membership])
         files = FileRepository(conn)

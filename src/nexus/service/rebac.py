@@ -21,9 +21,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import Connection
+
 from nexus import paths
 from nexus.authz import RelationTuple, default_model_text, parse_model
 from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
+from nexus.service import incarnations
+from nexus.service.access import AccessGate, Action
 from nexus.service.audit import AuditLog
 from nexus.service.permissions import FILE, PermissionEngine, RevisionTracker, SqlTupleReader
 from nexus.service.shares import record_share
@@ -74,11 +78,31 @@ def parse_subject(value: Any) -> Ref:
 
 def _foreign_tenant(subject: Ref, tenant: str) -> str | None:
     """The other tenant a subject belongs to, if it is not ``tenant``'s own."""
+    if subject[0] == FILE:
+        other = paths.tenant_of(subject[1])
+        return other if other != tenant else None
     if subject[0] == "tenant" and subject[1] != tenant:
         return subject[1]
     if "/" in subject[1]:
         return subject[1].split("/", 1)[0]
     return None
+
+
+def _decode_tree(node: Any, token_of: incarnations.TokenOf) -> Any:
+    """An expand tree with API-level names; references to dead tenants left out."""
+    if isinstance(node, dict):
+        return {k: _decode_tree(v, token_of) for k, v in node.items()}
+    if isinstance(node, list):
+        decoded = (_decode_tree(v, token_of) for v in node)
+        return [v for v in decoded if v is not None]
+    if isinstance(node, str) and ":" in node:
+        type_, _, rest = node.partition(":")
+        if type_ == FILE:
+            return node
+        id_, hash_, relation = rest.partition("#")
+        shown = incarnations.decode_id(type_, id_, token_of)
+        return None if shown is None else f"{type_}:{shown}{hash_}{relation}"
+    return node
 
 
 def _describe(t: Any) -> str:
@@ -101,7 +125,9 @@ class RebacService:
     """Tuple management and permission queries, for principals."""
 
     def __init__(self, *, db: Database, engine: PermissionEngine, revisions: RevisionTracker,
-                 audit: AuditLog, clock: Callable[[], float] = time.time) -> None:
+                 audit: AuditLog, gate: AccessGate,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._gate = gate
         self._audit = audit
         self._db = db
         self._engine = engine
@@ -128,17 +154,28 @@ class RebacService:
         candidate = RelationTuple(obj[0], obj[1], relation, subj[0], subj[1], subj[2], expiry)
         self._engine.model_for(tenant).validate_tuple(obj[0], relation, subj[0], subj[1], subj[2])
         foreign = _foreign_tenant(subj, tenant)
-        with self._db.write() as conn:
-            TenantRepository(conn).register(tenant, now)
+        def _work(conn: Connection) -> Any:
+            token_of = TenantRepository(conn).incarnation
+            if token_of(tenant) is None:
+                # Tuples live in an existing tenant's store; a grant never creates one.
+                raise NexusFileNotFoundError(f"no tenant {tenant!r}", tenant_id=tenant)
+            stored_form = RelationTuple(
+                obj[0], incarnations.encode_id(obj[0], obj[1], token_of), relation,
+                *incarnations.encode_subject(subj, token_of), expiry)
             repo = TupleRepository(conn)
-            stored = repo.write(tenant, candidate, now=now, created_by=principal.user_id)
-            if foreign is not None and obj[0] == FILE:
-                # An administrator's grant to another tenant is a share: listed, revocable.
+            stored = repo.write(tenant, stored_form, now=now, created_by=principal.user_id)
+            if foreign is not None and obj[0] == FILE and subj[0] != FILE:
+                # An administrator's grant to another tenant is a share: listed, revocable,
+                # and bound to the target's incarnation like the tuple.
                 record_share(conn, source=tenant, target=foreign, path=obj[1],
                              permission=relation, tuple_id=stored.tuple_id, now=now,
-                             expires_at=expiry, created_by=principal.user_id)
+                             expires_at=expiry, created_by=principal.user_id,
+                             target_incarnation=token_of(foreign))
             revision = repo.bump_revision(tenant)
             self._audit.record(conn, principal, "grant", _describe(candidate), tenant=tenant)
+            return stored, revision
+
+        stored, revision = self._db.run(_work)
         self._revisions.advanced(tenant, revision)
         return _public_id(stored)
 
@@ -149,8 +186,8 @@ class RebacService:
         if tuple_id is not None:
             tenant, _, raw_id = str(tuple_id).partition(":")
             paths.validate_tenant_id(tenant)
-            if principal.is_admin is False and principal.tenant_id != tenant:
-                raise NexusPermissionError("permission denied: tuple of another tenant")
+            self._gate.require_may_act_in(principal, tenant,
+                                          "permission denied: tuple of another tenant")
             with self._db.read() as conn:
                 stored = TupleRepository(conn).get(tenant, raw_id)
             if stored is None:
@@ -163,16 +200,25 @@ class RebacService:
             subj = parse_subject(subject)
             tenant = self._object_tenant(principal, obj, tenant_id)
             with self._db.read() as conn:
+                token_of = TenantRepository(conn).incarnation
+                try:
+                    stored_obj = incarnations.encode_id(obj[0], obj[1], token_of)
+                    stored_subj = incarnations.encode_subject(subj, token_of)
+                except NexusFileNotFoundError:
+                    return False  # names a tenant that does not exist: no such tuple
                 stored = TupleRepository(conn).find(tenant, RelationTuple(
-                    obj[0], obj[1], relation, subj[0], subj[1], subj[2]))
+                    obj[0], stored_obj, relation, *stored_subj))
             if stored is None:
                 return False
         self._require_owner(principal, tenant, obj)
-        with self._db.write() as conn:
+        def _work(conn: Connection) -> Any:
             repo = TupleRepository(conn)
             deleted = repo.delete(tenant, stored.tuple_id)
             revision = repo.bump_revision(tenant)
             self._audit.record(conn, principal, "revoke", _describe(stored), tenant=tenant)
+            return deleted, revision
+
+        deleted, revision = self._db.run(_work)
         self._revisions.advanced(tenant, revision)
         return deleted
 
@@ -187,19 +233,10 @@ class RebacService:
         """
         tenant = self._caller_tenant(principal, tenant_id)
         self._require_owner(principal, tenant, ("tenant", tenant, None))
-        if not isinstance(model, str):
-            raise InvalidArgumentError("model must be the DSL text")
-        parsed = parse_model(model)
-        for type_name, relation in _REQUIRED_RELATIONS:
-            if not parsed.has_relation(type_name, relation):
-                raise InvalidArgumentError(
-                    f"the model must define {type_name}#{relation}: the server enforces "
-                    "file access with it")
-        if "user" not in parsed.types:
-            raise InvalidArgumentError("the model must define type user")
+        parsed = validated_model(model)
         now = self._clock()
         model_id = uuid.uuid4().hex
-        with self._db.write() as conn:
+        def _work(conn: Connection) -> Any:
             repo = TupleRepository(conn)
             problems = []
             after = None
@@ -219,6 +256,9 @@ class RebacService:
             revision = repo.bump_revision(tenant)
             self._audit.record(conn, principal, "model.write", f"model:{model_id}",
                                tenant=tenant)
+            return revision
+
+        revision = self._db.run(_work)
         self._revisions.advanced(tenant, revision)
         return {"tenant_id": tenant, "model_id": model_id, "revision": f"{tenant}@{revision}"}
 
@@ -259,8 +299,15 @@ class RebacService:
             tenant = self._object_tenant(principal, obj, tenant_id)
             self._wait_for(tenant, at_least)
             with self._db.read() as conn:
-                checker = self._checker(conn, tenant, subj)
-                results.append(checker.check(obj[0], obj[1], permission, *subj))
+                token_of = TenantRepository(conn).incarnation
+                try:
+                    stored_obj = incarnations.encode_id(obj[0], obj[1], token_of)
+                    stored_subj = incarnations.encode_subject(subj, token_of)
+                except NexusFileNotFoundError:
+                    results.append(False)  # a tenant that does not exist holds nothing
+                    continue
+                checker = self._checker(conn, tenant, stored_subj)
+                results.append(checker.check(obj[0], stored_obj, permission, *stored_subj))
         return results
 
     def rebac_expand(self, principal: Principal, permission: str, object: Any,
@@ -269,7 +316,10 @@ class RebacService:
         obj = parse_ref(object, "object")
         tenant = self._object_tenant(principal, obj, tenant_id)
         with self._db.read() as conn:
-            return self._checker(conn, tenant, None).expand(obj[0], obj[1], permission)
+            token_of = TenantRepository(conn).incarnation
+            tree = self._checker(conn, tenant, None).expand(
+                obj[0], incarnations.encode_id(obj[0], obj[1], token_of), permission)
+            return _decode_tree(tree, token_of)
 
     def rebac_list_objects(self, principal: Principal, subject: Any, permission: str,
                            object_type: str, tenant_id: str | None = None) -> list[str]:
@@ -277,10 +327,17 @@ class RebacService:
         subj = parse_subject(subject)
         tenant = self._caller_tenant(principal, tenant_id)
         with self._db.read() as conn:
+            token_of = TenantRepository(conn).incarnation
+            try:
+                subj = incarnations.encode_subject(subj, token_of)
+            except NexusFileNotFoundError:
+                return []
             checker = self._checker(conn, tenant, subj)
             found = checker.list_objects(f"{subj[0]}:{subj[1]}" + (f"#{subj[2]}" if subj[2]
                                                                     else ""),
                                          permission, object_type)
+            found = [d for oid in found
+                     if (d := incarnations.decode_id(object_type, oid, token_of)) is not None]
         if object_type == FILE:
             found = [oid for oid in found if paths.tenant_of(oid) == tenant]
         return found
@@ -292,9 +349,13 @@ class RebacService:
         obj = parse_ref(object, "object")
         tenant = self._object_tenant(principal, obj, tenant_id)
         with self._db.read() as conn:
+            token_of = TenantRepository(conn).incarnation
             subjects = self._checker(conn, tenant, None).list_subjects(
-                obj[0], obj[1], permission, subject_type)
-        return [[s.type, s.id] + ([s.relation] if s.relation else []) for s in subjects]
+                obj[0], incarnations.encode_id(obj[0], obj[1], token_of), permission,
+                subject_type)
+            shown = [(s.type, incarnations.decode_id(s.type, s.id, token_of), s.relation)
+                     for s in subjects]
+        return [[t, i] + ([r] if r else []) for t, i, r in shown if i is not None]
 
     def rebac_list_tuples(self, principal: Principal, subject: Any = None,
                           relation: str | None = None, object: Any = None,
@@ -306,20 +367,30 @@ class RebacService:
         obj = parse_ref(object, "object") if object is not None else None
         if obj is not None:
             tenants = [self._object_tenant(principal, obj, tenant_id)]
-        elif tenant_id is not None or not principal.is_admin:
+        elif tenant_id is not None or not self._gate.is_system_admin(principal):
             tenants = [self._caller_tenant(principal, tenant_id)]
         else:
             tenants = self._all_tenants()
         now = self._clock()
         out: list[dict[str, Any]] = []
         with self._db.read() as conn:
+            token_of = TenantRepository(conn).incarnation
+            try:
+                if subj is not None:
+                    subj = incarnations.encode_subject(subj, token_of)
+                if obj is not None:
+                    obj = (obj[0], incarnations.encode_id(obj[0], obj[1], token_of), obj[2])
+            except NexusFileNotFoundError:
+                return []
             repo = TupleRepository(conn)
             for tenant in tenants:
                 after = None
                 while batch := repo.list(tenant, subject=subj[:2] if subj else None,
                                          relation=relation, obj=obj[:2] if obj else None,
                                          include_expired=include_expired, now=now, after=after):
-                    out.extend(_tuple_dict(t) for t in batch)
+                    out.extend(shown for t in batch
+                               if (shown := incarnations.decode_tuple(_tuple_dict(t), token_of))
+                               is not None)
                     after = batch[-1].tuple_id
         return out
 
@@ -335,38 +406,37 @@ class RebacService:
             # A tuple lives with its object. For the system administrator a disagreeing
             # tenant_id is only a hint (the guide's Step 4 passes the sharing tenant);
             # anyone else is refused.
-            if tenant_id is not None and tenant_id != tenant and not principal.is_admin:
+            if tenant_id is not None and tenant_id != tenant \
+                    and not self._gate.is_system_admin(principal):
                 raise NexusPermissionError(f"permission denied: {obj[1]} is not in "
                                            f"tenant {tenant_id}")
         else:
             tenant = self._caller_tenant(principal, tenant_id)
-        if not principal.is_admin and principal.tenant_id != tenant:
-            raise NexusPermissionError(f"permission denied: {obj[0]}:{obj[1]} belongs to "
-                                       "another tenant")
+        self._gate.require_may_act_in(principal, tenant, f"permission denied: {obj[0]}:"
+                                      f"{obj[1]} belongs to another tenant")
         return tenant
 
     def _caller_tenant(self, principal: Principal, tenant_id: str | None) -> str:
-        if principal.is_admin:
+        if self._gate.is_system_admin(principal):
             if tenant_id is None:
                 raise InvalidArgumentError("tenant_id is required for this call")
             return paths.validate_tenant_id(tenant_id)
-        if tenant_id is not None and tenant_id != principal.tenant_id:
-            raise NexusPermissionError(f"permission denied: not a member of tenant {tenant_id}")
         if principal.tenant_id is None:
             raise NexusPermissionError("permission denied: the key belongs to no tenant")
-        return principal.tenant_id
+        home = principal.tenant_id if tenant_id is None else paths.validate_tenant_id(tenant_id)
+        self._gate.require_may_act_in(principal, home)
+        return home
 
     def _require_owner(self, principal: Principal, tenant: str, obj: Ref) -> None:
-        if principal.is_admin:
-            return
         target = obj[1] if obj[0] == FILE else paths.tenant_root(tenant)
-        if not self._engine.check_paths(principal, "owner", [target])[0]:
+        if not self._gate.allowed(principal, Action.OWN, target):
             raise NexusPermissionError(
                 f"permission denied: only an owner of {obj[0]}:{obj[1]} may change its "
                 "permissions", path=target, permission="owner")
 
     def _check_subject(self, principal: Principal, tenant: str, subj: Ref) -> None:
-        if _foreign_tenant(subj, tenant) is not None and not principal.is_admin:
+        if _foreign_tenant(subj, tenant) is not None \
+                and not self._gate.may_grant_across_tenants(principal):
             raise NexusPermissionError(
                 "permission denied: only the system administrator may grant to another "
                 "tenant's users")
@@ -383,17 +453,41 @@ class RebacService:
             raise NexusFileNotFoundError(f"revision {revision} of {tenant} is unknown")
 
     def _checker(self, conn: Any, tenant: str, subject: Ref | None) -> Any:
+        """A checker over ``tenant``'s store for a *stored-form* subject."""
         sql = SqlTupleReader(TupleRepository(conn), tenant, self._clock())
         # The subject as a principal: its tenant membership is added as a contextual tuple,
-        # and a user of another tenant ("beta/bob") does not see wildcard grants — exactly
-        # what the enforcement point does for that user.
+        # and a user of another tenant ("beta~<token>/bob") does not see wildcard grants —
+        # exactly what the enforcement point does for that user.
         as_principal = None
+        incarnation = None
         if subject is not None and subject[0] == "user" and subject[1] != "*" \
                 and subject[2] is None:
             home, _, user = subject[1].rpartition("/")
-            as_principal = Principal(user_id=user, tenant_id=home or tenant)
-        return self._engine.checker(conn, tenant, sql, as_principal)
+            parsed = incarnations.split(home) if home else None
+            as_principal = Principal(user_id=user,
+                                     tenant_id=parsed[0] if parsed else tenant,
+                                     incarnation=parsed[1] if parsed else None)
+            incarnation = self._engine.incarnation_of(as_principal)
+        return self._engine.checker(conn, tenant, sql, as_principal, incarnation)
 
     def _all_tenants(self) -> list[str]:
         with self._db.read() as conn:
             return list(TenantRepository(conn).iter_ids())
+
+
+def validated_model(text: object) -> Any:
+    """The parsed :class:`~nexus.authz.AuthzModel` of a tenant's model text, with every
+    check a model write passes: the DSL itself, and what the server relies on — ``user``,
+    ``tenant#member`` and ``file`` with ``parent``, ``owner``, ``can_write`` and
+    ``can_read`` (also used by ``import_tenant``)."""
+    if not isinstance(text, str):
+        raise InvalidArgumentError("model must be the DSL text")
+    parsed = parse_model(text)
+    for type_name, relation in _REQUIRED_RELATIONS:
+        if not parsed.has_relation(type_name, relation):
+            raise InvalidArgumentError(
+                f"the model must define {type_name}#{relation}: the server enforces "
+                "file access with it")
+    if "user" not in parsed.types:
+        raise InvalidArgumentError("the model must define type user")
+    return parsed

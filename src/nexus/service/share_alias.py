@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from nexus import paths
-from nexus.store import Database, FileRepository
+from nexus.store import Database, FileRepository, TenantRepository
 from nexus.store.shares import ShareRecord, ShareRepository
 
 __all__ = ["ShareAliases"]
@@ -81,6 +81,10 @@ class ShareAliases:
 
     def _active(self, conn: object, target: str, source: str | None) -> list[ShareRecord]:
         now = self._clock()
-        return [s for s in ShareRepository(conn).incoming(target)  # type: ignore[arg-type]
+        incarnation = TenantRepository(conn).incarnation(target)  # type: ignore[arg-type]
+        if incarnation is None:
+            return []
+        return [s for s in ShareRepository(conn).incoming(  # type: ignore[arg-type]
+                    target, incarnation=incarnation)
                 if (source is None or s.source_tenant == source) and s.revoked_at is None
                 and (s.expires_at is None or s.expires_at > now)]

@@ -14,9 +14,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Connection
+
 from nexus import paths
 from nexus.authz import RelationTuple
 from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
+from nexus.service import incarnations
 from nexus.service.access import AccessGate, Action
 from nexus.service.audit import AuditLog
 from nexus.service.permissions import RevisionTracker
@@ -33,10 +36,13 @@ SHARE_PERMISSIONS = ("can_read", "can_write")
 
 def record_share(conn: Any, *, source: str, target: str, path: str, permission: str,
                  tuple_id: str, now: float, expires_at: float | None,
-                 created_by: str | None) -> ShareRecord:
-    """Store the share record of a cross-tenant tuple (inside the caller's transaction)."""
+                 created_by: str | None, target_incarnation: str | None) -> ShareRecord:
+    """Store the share record of a cross-tenant tuple (inside the caller's transaction),
+    bound to the target's current incarnation like the tuple it stands for."""
+    if target_incarnation is None:
+        raise NexusFileNotFoundError(f"no tenant {target!r}", tenant_id=target)
     record = ShareRecord(source, uuid.uuid4().hex, target, path, permission, tuple_id, now,
-                         expires_at, None, created_by)
+                         expires_at, None, created_by, target_incarnation)
     ShareRepository(conn).insert(record)
     return record
 
@@ -90,11 +96,13 @@ class ShareService:
             expiry = now + float(expires_in_days) * 86400
         if expiry is not None and expiry <= now:
             raise InvalidArgumentError("the share would already be expired")
-        grant = RelationTuple("file", path, permission, "tenant", target_tenant_id, "member",
-                              expiry)
-        with self._db.write() as conn:
-            if not TenantRepository(conn).exists(target_tenant_id):
+        def _work(conn: Connection) -> Any:
+            target_incarnation = TenantRepository(conn).incarnation(target_tenant_id)
+            if target_incarnation is None:
                 raise NexusFileNotFoundError(f"no tenant {target_tenant_id!r}")
+            grant = RelationTuple("file", path, permission, "tenant",
+                                  incarnations.ref(target_tenant_id, target_incarnation),
+                                  "member", expiry)
             tuples = TupleRepository(conn)
             stored = tuples.write(source, grant, now=now, created_by=principal.user_id)
             shares = ShareRepository(conn)
@@ -108,10 +116,14 @@ class ShareService:
                 record = record_share(conn, source=source, target=target_tenant_id,
                                       path=path, permission=permission,
                                       tuple_id=stored.tuple_id, now=now, expires_at=expiry,
-                                      created_by=principal.user_id)
+                                      created_by=principal.user_id,
+                                      target_incarnation=target_incarnation)
             revision = tuples.bump_revision(source)
             self._audit.record(conn, principal, "share.create", path,
                                detail=f"{permission} to {target_tenant_id}")
+            return revision, record
+
+        revision, record = self._db.run(_work)
         self._revisions.advanced(source, revision)
         return share_dict(record, now)
 
@@ -121,14 +133,15 @@ class ShareService:
         ``include_expired`` (which also shows revoked ones)."""
         if direction not in ("outgoing", "incoming"):
             raise InvalidArgumentError("direction must be 'outgoing' or 'incoming'")
-        if not self._tenants.is_tenant_admin(principal, paths.validate_tenant_id(tenant_id)):
+        if not self._gate.is_tenant_admin(principal, paths.validate_tenant_id(tenant_id)):
             raise NexusPermissionError(f"permission denied: not an administrator of "
                                        f"tenant {tenant_id}")
         now = self._clock()
         with self._db.read() as conn:
             repo = ShareRepository(conn)
+            incarnation = TenantRepository(conn).incarnation(tenant_id)
             records = repo.outgoing(tenant_id) if direction == "outgoing" \
-                else repo.incoming(tenant_id)
+                else repo.incoming(tenant_id, incarnation=incarnation or "-")
         shown = [share_dict(r, now) for r in records]
         return shown if include_expired else [s for s in shown if s["status"] == "active"]
 
@@ -138,24 +151,27 @@ class ShareService:
         paths.validate_tenant_id(source)
         denied = NexusPermissionError(f"permission denied: revoke share {share_id}")
         # Decide before looking: whether a share id exists is itself the source tenant's.
-        if not principal.is_admin and principal.tenant_id != source:
+        if not self._gate.may_act_in(principal, source):
             raise denied
         with self._db.read() as conn:
             record = ShareRepository(conn).get(source, raw_id)
         if record is None:
-            if self._tenants.is_tenant_admin(principal, source):
+            if self._gate.is_tenant_admin(principal, source):
                 raise NexusFileNotFoundError(f"no share {share_id!r}")
             raise denied
         if not self._gate.allowed(principal, Action.OWN, record.path):
             raise denied
         now = self._clock()
-        with self._db.write() as conn:
+        def _work(conn: Connection) -> Any:
             tuples = TupleRepository(conn)
             tuples.delete(source, record.tuple_id)
             ShareRepository(conn).revoke(source, raw_id, now)
             revision = tuples.bump_revision(source)
             self._audit.record(conn, principal, "share.revoke", record.path,
                                detail=f"share {share_id}")
+            return revision
+
+        revision = self._db.run(_work)
         self._revisions.advanced(source, revision)
         with self._db.read() as conn:
             revoked = ShareRepository(conn).get(source, raw_id)

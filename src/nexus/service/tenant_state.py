@@ -26,6 +26,7 @@ class TenantState:
     status_reason: str | None
     trial_ends_at: float | None
     audit_reads: bool = True
+    incarnation: str = ""
 
 
 class TenantStates:
@@ -48,7 +49,7 @@ class TenantStates:
             record = TenantRepository(conn).get(tenant_id)
         state = None if record is None else TenantState(
             record.plan, record.status, record.status_reason, record.trial_ends_at,
-            bool(record.settings.get("audit_reads", True)))
+            bool(record.settings.get("audit_reads", True)), record.incarnation)
         self._cache[tenant_id] = (state, now)
         return state
 
@@ -56,6 +57,11 @@ class TenantStates:
         """Whether reads in this tenant are audited (``settings.audit_reads``, default on)."""
         state = self.get(tenant_id)
         return state.audit_reads if state is not None else True
+
+    def incarnation(self, tenant_id: str) -> str | None:
+        """The tenant's current incarnation token, ``None`` if it does not exist."""
+        state = self.get(tenant_id)
+        return state.incarnation if state is not None else None
 
     def forget(self, tenant_id: str) -> None:
         """Drop the cached state after this process changed the tenant."""

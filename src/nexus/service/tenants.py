@@ -15,17 +15,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from nexus import paths
 from nexus.errors import (
     InvalidArgumentError,
     NexusFileExistsError,
     NexusFileNotFoundError,
-    NexusPermissionError,
     QuotaExceededError,
     RateLimitedError,
     TenantSuspendedError,
 )
-from nexus.service.access import AccessGate, Action
+from nexus.service import incarnations
+from nexus.service.access import AccessGate
 from nexus.service.audit import AuditLog
 from nexus.service.tenant_state import TenantStates
 from nexus.store import (
@@ -42,13 +44,30 @@ from nexus.tenancy.plans import plan_named, validate_overrides
 from nexus.types import Principal, iso_time, parse_timestamp
 
 __all__ = ["STANDARD_DIRECTORIES", "TENANT_DOCUMENT", "TenantService", "is_tenant_document",
-           "limits_of", "quota_error"]
+           "limits_of", "quota_error", "register_tenant"]
 
 TENANT_DOCUMENT = ".tenant.json"
 STANDARD_DIRECTORIES = ("users", "shared", "uploads", "exports")
 _DOCUMENT_FIELDS = {"tenant_id", "name", "plan", "status", "created_at", "trial_ends_at",
                     "limits", "usage", "settings", "status_reason"}
 _FLUSH_EVERY = 1.0
+
+
+def register_tenant(conn: Any, tenant_id: str, now: float, **fields: Any) -> str | None:
+    """The one function that creates a tenant record: a new incarnation (its token is
+    returned; ``None`` if the tenant exists), zeroed counters and the root directory.
+
+    Every path that brings a tenant into being — ``create_tenant``, an administrator's
+    ``mkdir /tenants/<id>``, ``import_tenant`` — comes through here, so none can revive
+    an old incarnation's references."""
+    token = TenantRepository(conn).register(paths.validate_tenant_id(tenant_id),
+                                            incarnations.mint(), now, **fields)
+    if token is not None:
+        files = FileRepository(conn)
+        files.insert_directory(paths.SYSTEM_PARTITION, paths.TENANTS_ROOT, "/", now)
+        files.insert_directory(tenant_id, paths.tenant_root(tenant_id), paths.TENANTS_ROOT,
+                               now)
+    return token
 
 
 def quota_error(resource: str, limit: int, current: int, requested: int) -> QuotaExceededError:
@@ -88,6 +107,10 @@ class TenantService:
         self._last_flush = 0.0
         self._lock = threading.Lock()
 
+    def incarnation(self, tenant_id: str) -> str | None:
+        """The tenant's current incarnation token (``None``: no such tenant)."""
+        return self._states.incarnation(tenant_id)
+
     # -- admission (every request of a tenant principal) -------------------------------
 
     def admit(self, principal: Principal) -> None:
@@ -95,10 +118,11 @@ class TenantService:
         (:class:`TenantSuspendedError`), apply the tenant's rate limit
         (:class:`RateLimitedError`) and count the request."""
         tenant = principal.tenant_id
-        if tenant is None or principal.is_admin:
+        if tenant is None or self._gate.is_system_admin(principal):
             return
         state = self._states.get(tenant)
-        if state is None:
+        if state is None or (principal.incarnation is not None
+                             and principal.incarnation != state.incarnation):
             raise TenantSuspendedError(f"tenant {tenant} does not exist (any more)",
                                        tenant_id=tenant)
         if state.status == "trial" and state.trial_ends_at is not None \
@@ -127,12 +151,14 @@ class TenantService:
             pending, self._pending_calls = self._pending_calls, {}
             self._last_flush = self._clock()
         if pending:
-            with self._db.write() as conn:
+            def _work(conn: Connection) -> Any:
                 UsageRepository(conn).add_api_calls(pending, self._clock())
+
+            self._db.run(_work)
 
     def _end_trial(self, tenant: str) -> None:
         # Checked lazily on the tenant's next request; the record tells why.
-        with self._db.write() as conn:
+        def _work(conn: Connection) -> Any:
             repo = TenantRepository(conn)
             record = repo.get(tenant, for_update=True)
             if record is not None and record.status == "trial":
@@ -141,6 +167,8 @@ class TenantService:
                 self._audit.record(conn, Principal("nexus", None, is_admin=True),
                                    "tenant.suspended", paths.tenant_root(tenant),
                                    detail="trial ended")
+
+        self._db.run(_work)
         self._states.forget(tenant)
 
     # -- records -----------------------------------------------------------------------
@@ -150,7 +178,7 @@ class TenantService:
                       trial_days: float | None = None, settings: dict[str, Any] | None = None,
                       **limit_overrides: Any) -> dict[str, Any]:
         """Register a tenant and create ``/tenants/<id>`` with its standard folders."""
-        _require_admin(principal)
+        self._gate.require_system_admin(principal, "manages tenants")
         paths.validate_tenant_id(tenant_id)
         plan_named(plan)
         _check_status(status)
@@ -161,23 +189,23 @@ class TenantService:
         now = self._clock()
         trial_ends = None if trial_days is None else now + float(trial_days) * 86400
         root = paths.tenant_root(tenant_id)
-        with self._db.write() as conn:
-            created = TenantRepository(conn).register(
-                tenant_id, now, name=name, plan=plan, status=status,
+        def _work(conn: Connection) -> Any:
+            created = register_tenant(
+                conn, tenant_id, now, name=name, plan=plan, status=status,
                 limit_overrides=overrides, settings=settings or {}, trial_ends_at=trial_ends)
-            if not created:
+            if created is None:
                 raise NexusFileExistsError(f"tenant {tenant_id!r} already exists")
             files = FileRepository(conn)
-            files.insert_directory(paths.SYSTEM_PARTITION, paths.TENANTS_ROOT, "/", now)
-            files.insert_directory(tenant_id, root, paths.TENANTS_ROOT, now)
             for sub in STANDARD_DIRECTORIES:
                 files.insert_directory(tenant_id, f"{root}/{sub}", root, now)
             self._audit.record(conn, principal, "tenant.create", root, detail=plan)
+
+        self._db.run(_work)
         return self.get_tenant(principal, tenant_id)
 
     def get_tenant(self, principal: Principal, tenant_id: str) -> dict[str, Any]:
         """The tenant's record in the guide's ``.tenant.json`` shape, with live usage."""
-        self._require_tenant_admin(principal, tenant_id)
+        self._gate.require_tenant_admin(principal, tenant_id)
         with self._db.read() as conn:
             record = TenantRepository(conn).get(tenant_id)
             usage = UsageRepository(conn).get(tenant_id)
@@ -189,7 +217,7 @@ class TenantService:
                      status: str | None = None, limit: int = 100,
                      cursor: str | None = None) -> dict[str, Any]:
         """A page of tenants: ``{"tenants": [...], "next_cursor": str | None}``."""
-        _require_admin(principal)
+        self._gate.require_system_admin(principal, "manages tenants")
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidArgumentError("limit must be between 1 and 1000")
         with self._db.read() as conn:
@@ -207,7 +235,7 @@ class TenantService:
                       trial_ends_at: Any = None, status_reason: str | None = None
                       ) -> dict[str, Any]:
         """Change a tenant's record; a new plan or limits apply from the next operation."""
-        _require_admin(principal)
+        self._gate.require_system_admin(principal, "manages tenants")
         values: dict[str, Any] = {}
         if name is not None:
             values["name"] = str(name)
@@ -224,7 +252,7 @@ class TenantService:
         if trial_ends_at is not None:
             values["trial_ends_at"] = parse_timestamp(trial_ends_at)
         values["updated_at"] = self._clock()
-        with self._db.write() as conn:
+        def _work(conn: Connection) -> Any:
             repo = TenantRepository(conn)
             record = repo.get(tenant_id, for_update=True)
             if record is None:
@@ -238,6 +266,8 @@ class TenantService:
             changed = sorted(k for k in values if k != "updated_at")
             self._audit.record(conn, principal, action, paths.tenant_root(tenant_id),
                                detail=",".join(changed))
+
+        self._db.run(_work)
         self._states.forget(tenant_id)
         return self.get_tenant(principal, tenant_id)
 
@@ -280,10 +310,8 @@ class TenantService:
     def write_document(self, principal: Principal, tenant_id: str, data: bytes) -> None:
         """Apply a written ``.tenant.json``: name, plan, limits, status, settings and extra
         fields change; ``usage`` is ignored because the server counts it."""
-        if not principal.is_admin:
-            raise NexusPermissionError(
-                f"permission denied: only the system administrator writes "
-                f"/tenants/{tenant_id}/{TENANT_DOCUMENT}")
+        self._gate.require_system_admin(principal,
+                                        f"writes /tenants/{tenant_id}/{TENANT_DOCUMENT}")
         try:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError):
@@ -363,7 +391,7 @@ class TenantService:
 
     def tenant_health_metrics(self, principal: Principal) -> dict[str, Any]:
         """Fleet totals by aggregate queries (never by reading every tenant)."""
-        _require_admin(principal)
+        self._gate.require_system_admin(principal, "manages tenants")
         with self._db.read() as conn:
             tenants = TenantRepository(conn)
             by_plan, by_status = tenants.count_by("plan"), tenants.count_by("status")
@@ -378,17 +406,8 @@ class TenantService:
     # -- rules -------------------------------------------------------------------------
 
     def is_tenant_admin(self, principal: Principal, tenant_id: str) -> bool:
-        """System administrator, or an ``owner`` of ``/tenants/<tenant_id>`` in that tenant."""
-        if principal.is_admin:
-            return True
-        return principal.tenant_id == tenant_id and self._gate.allowed(
-            principal, Action.OWN, paths.tenant_root(tenant_id))
-
-    def _require_tenant_admin(self, principal: Principal, tenant_id: str) -> None:
-        paths.validate_tenant_id(tenant_id)
-        if not self.is_tenant_admin(principal, tenant_id):
-            raise NexusPermissionError(f"permission denied: not an administrator of "
-                                       f"tenant {tenant_id}")
+        """The enforcement point's answer (kept here for callers holding this service)."""
+        return self._gate.is_tenant_admin(principal, tenant_id)
 
 
 def limits_of(record: TenantRecord | None) -> Limits:
@@ -424,8 +443,3 @@ def _check_status(status: str) -> str:
     return status
 
 
-
-def _require_admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise NexusPermissionError("permission denied: only the system administrator "
-                                   "manages tenants")

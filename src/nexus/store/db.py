@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -24,7 +24,7 @@ from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from nexus.errors import InvalidPathError, UnavailableError
+from nexus.errors import ConflictError, InvalidPathError, UnavailableError
 
 __all__ = ["Database", "WriteConflict", "normalize_database_url"]
 
@@ -35,6 +35,7 @@ _WRITE = "nexus_write"
 #: SQLSTATEs of a transaction PostgreSQL aborted so another could go on:
 #: deadlock_detected, serialization_failure.
 _RETRYABLE = frozenset({"40P01", "40001"})
+T = TypeVar("T")
 
 
 class WriteConflict(Exception):
@@ -92,6 +93,21 @@ class Database:
             with conn.begin():
                 yield conn
 
+    def run(self, work: Callable[[Connection], T], *, attempts: int = 5) -> T:
+        """The unit of work: ``work(conn)`` in one write transaction, run again from the
+        top when the database reports a conflict — a unique-key race, a PostgreSQL
+        deadlock victim or serialisation failure, SQLite still busy after its timeout —
+        so no write path turns a conflict into a 500. ``work`` must do nothing outside
+        the transaction it is given (no blob I/O, no cache updates): it may run twice.
+        After ``attempts`` conflicts the caller gets :class:`ConflictError`."""
+        for _ in range(attempts):
+            try:
+                with self.write() as conn:
+                    return work(conn)
+            except WriteConflict:
+                continue
+        raise ConflictError("too many concurrent changes to the same data; retry")
+
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction: one snapshot on SQLite (WAL); READ COMMITTED on PostgreSQL,
@@ -125,6 +141,9 @@ class Database:
                     "path too long for this database's index (PostgreSQL limits an index "
                     "entry to about 2,700 bytes, which holds a path and its parent: keep "
                     "paths under about 1,300 bytes)", rule="path_length") from exc
+            if isinstance(exc, OperationalError) and "database is locked" in str(exc.orig):
+                # SQLITE_BUSY after the busy timeout: nothing was written; start again.
+                raise WriteConflict(str(exc.orig)) from exc
             if isinstance(exc, OperationalError) and _is_connection_failure(exc):
                 raise UnavailableError("the metadata database is unreachable") from exc
             raise

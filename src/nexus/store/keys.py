@@ -30,16 +30,19 @@ class KeyRecord:
     expires_at: float | None
     revoked_at: float | None
     last_used_at: float | None
+    #: The tenant's incarnation the key was issued in (``None`` for administrator keys).
+    incarnation: str | None = None
 
     def public(self) -> dict[str, Any]:
-        """Everything but the hash."""
-        return {name: getattr(self, name) for name in self.__slots__ if name != "secret_hash"}
+        """Everything but the hash and the incarnation token."""
+        return {name: getattr(self, name) for name in self.__slots__
+                if name not in ("secret_hash", "incarnation")}
 
 
 def _record(row: Any) -> KeyRecord:
     return KeyRecord(row.key_id, row.tenant_id, row.user_id, row.name, row.subject_type,
                      bool(row.is_admin), row.secret_hash, row.created_at, row.expires_at,
-                     row.revoked_at, row.last_used_at)
+                     row.revoked_at, row.last_used_at, row.incarnation)
 
 
 class KeyRepository:

@@ -24,8 +24,8 @@ from sqlalchemy import (
 )
 
 __all__ = ["api_keys", "authz_models", "authz_revisions", "files", "metadata", "rebac_tuples",
-           "audit_events", "audit_heads", "shares", "tenant_usage", "tenants", "usage_daily",
-           "users"]
+           "audit_events", "audit_heads", "deployment", "shares", "tenant_usage", "tenants",
+           "usage_daily", "users"]
 
 metadata = MetaData()
 
@@ -47,6 +47,8 @@ tenants = Table(
     Column("extra", JSON, nullable=False, default=dict),
     Column("trial_ends_at", Float, nullable=True),
     Column("updated_at", Float, nullable=True),
+    # One life of this name (nexus.service.incarnations): references bind to it.
+    Column("incarnation", String(32), nullable=False),
 )
 Index("ix_tenants_plan", tenants.c.plan, tenants.c.tenant_id)
 Index("ix_tenants_status", tenants.c.status, tenants.c.tenant_id)
@@ -158,6 +160,7 @@ api_keys = Table(
     Column("expires_at", Float, nullable=True),
     Column("revoked_at", Float, nullable=True),
     Column("last_used_at", Float, nullable=True),
+    Column("incarnation", String(32), nullable=True),  # None for administrator keys
 )
 Index("ix_api_keys_tenant_user", api_keys.c.tenant_id, api_keys.c.user_id)
 
@@ -177,6 +180,7 @@ shares = Table(
     Column("expires_at", Float, nullable=True),
     Column("revoked_at", Float, nullable=True),
     Column("created_by", String(255), nullable=True),
+    Column("target_incarnation", String(32), nullable=True),
 )
 Index("ix_shares_target", shares.c.target_tenant, shares.c.source_tenant)
 
@@ -211,4 +215,17 @@ audit_heads = Table(
     # Retention prunes the oldest events; the chain then starts after this event.
     Column("base_seq", BigInteger, nullable=False, default=0),
     Column("base_hash", String(64), nullable=False, default="0" * 64),
+)
+
+#: This deployment's identity: one row (``singleton`` is always 1), written when the
+#: deployment is created or adopted (nexus.service.deployment). The data directory and
+#: the blob store record the same id, so a database is never paired with the files of
+#: another deployment.
+deployment = Table(
+    "deployment",
+    metadata,
+    Column("singleton", Integer, primary_key=True, autoincrement=False),
+    Column("deployment_id", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("origin", String(16), nullable=False),  # "created" | "adopted"
 )

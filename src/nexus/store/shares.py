@@ -28,6 +28,9 @@ class ShareRecord:
     expires_at: float | None
     revoked_at: float | None
     created_by: str | None
+    #: The target tenant's incarnation when the share was made: the share is dead for any
+    #: other life of that name.
+    target_incarnation: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -36,7 +39,7 @@ class ShareRecord:
 def _record(row: Any) -> ShareRecord:
     return ShareRecord(row.source_tenant, row.share_id, row.target_tenant, row.path,
                        row.permission, row.tuple_id, row.created_at, row.expires_at,
-                       row.revoked_at, row.created_by)
+                       row.revoked_at, row.created_by, row.target_incarnation)
 
 
 class ShareRepository:
@@ -57,8 +60,13 @@ class ShareRepository:
         query = select(shares).where(_S.source_tenant == source_tenant)
         return [_record(r) for r in self.conn.execute(query.order_by(_S.created_at))]
 
-    def incoming(self, target_tenant: str) -> list[ShareRecord]:
+    def incoming(self, target_tenant: str, *,
+                 incarnation: str | None = None) -> list[ShareRecord]:
+        """Shares into ``target_tenant``; with ``incarnation``, only those made to that
+        life of it (every other one is dead)."""
         query = select(shares).where(_S.target_tenant == target_tenant)
+        if incarnation is not None:
+            query = query.where(_S.target_incarnation == incarnation)
         return [_record(r) for r in self.conn.execute(query.order_by(_S.created_at))]
 
     def revoke(self, source_tenant: str, share_id: str, now: float) -> None:

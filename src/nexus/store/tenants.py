@@ -31,13 +31,14 @@ class TenantRecord:
     extra: dict[str, Any]
     trial_ends_at: float | None
     updated_at: float | None
+    incarnation: str = ""
 
 
 def _record(row: Any) -> TenantRecord:
     return TenantRecord(row.tenant_id, row.created_at, row.name, row.plan, row.status,
                         row.status_reason, dict(row.limit_overrides or {}),
                         dict(row.settings or {}), dict(row.extra or {}), row.trial_ends_at,
-                        row.updated_at)
+                        row.updated_at, row.incarnation)
 
 
 class TenantRepository:
@@ -47,17 +48,20 @@ class TenantRepository:
         self.conn = conn
         self._insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
-    def register(self, tenant_id: str, now: float, *, name: str | None = None,
+    def register(self, tenant_id: str, incarnation: str, now: float, *, name: str | None = None,
                  plan: str = "free", status: str = "active",
                  limit_overrides: dict[str, Any] | None = None,
                  settings: dict[str, Any] | None = None,
-                 trial_ends_at: float | None = None) -> bool:
-        """Create the tenant (and its zeroed usage counters) unless it exists; True if
-        this call created it."""
+                 trial_ends_at: float | None = None) -> str | None:
+        """Create the tenant (and its zeroed usage counters) unless it exists, as a new
+        incarnation; its token if this call created it, else ``None``.
+
+        Only :func:`nexus.service.tenants.register_tenant` calls this."""
         stmt = self._insert(tenants).values(
-            tenant_id=tenant_id, created_at=now, name=name or tenant_id, plan=plan,
-            status=status, limit_overrides=limit_overrides or {}, settings=settings or {},
-            extra={}, trial_ends_at=trial_ends_at, updated_at=now)
+            tenant_id=tenant_id, incarnation=incarnation, created_at=now,
+            name=name or tenant_id, plan=plan, status=status,
+            limit_overrides=limit_overrides or {}, settings=settings or {}, extra={},
+            trial_ends_at=trial_ends_at, updated_at=now)
         # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT.
         inserted = stmt.on_conflict_do_nothing().returning(_T.tenant_id)
         created = self.conn.execute(inserted).first() is not None
@@ -65,7 +69,12 @@ class TenantRepository:
             self.conn.execute(self._insert(tenant_usage).values(
                 tenant_id=tenant_id, storage_bytes=0, files=0, users=0,
                 api_calls=0).on_conflict_do_nothing())
-        return created
+        return incarnation if created else None
+
+    def incarnation(self, tenant_id: str) -> str | None:
+        """The current incarnation token of ``tenant_id``, ``None`` if it does not exist."""
+        return self.conn.execute(select(_T.incarnation).where(
+            _T.tenant_id == tenant_id)).scalar_one_or_none()
 
     def exists(self, tenant_id: str) -> bool:
         query = select(_T.tenant_id).where(_T.tenant_id == tenant_id)

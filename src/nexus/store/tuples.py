@@ -116,6 +116,19 @@ class TupleRepository:
         """Every tuple of a tenant (tenant deletion)."""
         return self.conn.execute(delete(rebac_tuples).where(_T.tenant_id == tenant_id)).rowcount
 
+    def delete_references(self, incarnation: str) -> list[str]:
+        """Delete, in every tenant's store, the tuples naming one tenant incarnation
+        (``<tenant>~<token>`` as subject or object, or ``<tenant>~<token>/<user>``);
+        the tenants whose stores changed. The one query that spans partitions, run only
+        when a tenant is deleted (a scan: the references are already dead, this is their
+        removal)."""
+        below = and_(_T.subject_id > incarnation + "/", _T.subject_id < incarnation + "0")
+        named = or_(_T.subject_id == incarnation, below,
+                    and_(_T.object_type == "tenant", _T.object_id == incarnation))
+        rows = self.conn.execute(delete(rebac_tuples).where(named)
+                                 .returning(_T.tenant_id)).all()
+        return sorted({row[0] for row in rows})
+
     def delete_objects_below(self, tenant_id: str, object_type: str, root: str) -> int:
         """Tuples on ``root`` and every object id below it (a removed directory tree)."""
         below = and_(_T.object_id > root + "/", _T.object_id < root + "0")
