@@ -570,7 +570,8 @@ def test_nothing_outside_acme_changed(swept: World) -> None:
                 assert paths.tenant_of(row.object_id) == row.tenant_id, row
     if swept.backend == "sqlite":
         blobs = Path(service.settings.data_dir) / "blobs"
-        assert {p.name for p in blobs.iterdir()} <= {"acme", "beta", "gamma", ".staging"}
+        assert {p.name for p in blobs.iterdir()} <= {"acme", "beta", "gamma", ".staging",
+                                                   ".nexus-deployment"}
         assert not any((blobs / ".staging").iterdir())
 
 

@@ -177,7 +177,8 @@ class AuditLog:
                 "problems": problems}
 
     def _require_reader(self, principal: Principal, tenant_id: str) -> None:
-        if tenant_id != paths.SYSTEM_PARTITION:
+        # For anyone but the system administrator "_system" is just an invalid tenant id.
+        if tenant_id != paths.SYSTEM_PARTITION or not AccessGate.is_system_admin(principal):
             paths.validate_tenant_id(tenant_id)
         if not self._may_read(principal, tenant_id):
             raise NexusPermissionError("permission denied: the audit log is for the system "
