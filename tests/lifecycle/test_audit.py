@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 import nexus
 from nexus.client import NexusClient
+from tests.lifecycle.audit_events import all_events
 
 
 @pytest.fixture
@@ -20,16 +21,6 @@ def acme(admin: NexusClient, tenant_user) -> dict[str, NexusClient]:
     return {"alice": tenant_user("acme", "alice"), "bob": tenant_user("beta", "bob")}
 
 
-def _events(admin: NexusClient, tenant: str, **filters) -> list[dict]:
-    out, cursor = [], None
-    while True:
-        page = admin.audit_query(tenant, limit=500, cursor=cursor, **filters)
-        out += page["events"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return out
-
-
 def test_operations_denials_and_reads_are_recorded(admin: NexusClient, acme) -> None:
     alice, bob = acme["alice"], acme["bob"]
     alice.write("/tenants/acme/shared/a.md", b"a")
@@ -37,7 +28,7 @@ def test_operations_denials_and_reads_are_recorded(admin: NexusClient, acme) -> 
     alice.delete("/tenants/acme/shared/a.md")
     with pytest.raises(nexus.NexusPermissionError):
         bob.read("/tenants/acme/shared/a.md")
-    events = _events(admin, "acme")
+    events = all_events(admin, "acme")
     actions = [(e["action"], e["user_id"], e["result"]) for e in events]
     assert ("write", "alice", "ok") in actions and ("read", "alice", "ok") in actions
     assert ("delete", "alice", "ok") in actions
@@ -45,7 +36,7 @@ def test_operations_denials_and_reads_are_recorded(admin: NexusClient, acme) -> 
     assert ("tenant.create", "local-admin", "ok") in actions
     assert ("grant", "local-admin", "ok") in actions
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    mine = _events(admin, "acme", user="alice", action="write")
+    mine = all_events(admin, "acme", user="alice", action="write")
     assert [e["target"] for e in mine] == ["/tenants/acme/shared/a.md"]
     assert alice.audit_verify("acme")["ok"]  # a tenant's admin reads its own log
     with pytest.raises(nexus.NexusPermissionError):
@@ -58,17 +49,17 @@ def test_reads_can_be_switched_off_per_tenant(admin: NexusClient, acme) -> None:
     alice = acme["alice"]
     alice.write("/tenants/acme/x", b"x")
     admin.update_tenant("acme", settings={"audit_reads": False})
-    before = len(_events(admin, "acme"))
+    before = len(all_events(admin, "acme"))
     alice.read("/tenants/acme/x")
     alice.list("/tenants/acme")
-    assert len(_events(admin, "acme")) == before
+    assert len(all_events(admin, "acme")) == before
     alice.write("/tenants/acme/y", b"y")  # changes are always recorded
-    assert len(_events(admin, "acme")) == before + 1
+    assert len(all_events(admin, "acme")) == before + 1
 
 
 def test_twenty_concurrent_writers_one_event_each_no_gaps(admin: NexusClient, acme) -> None:
     alice = acme["alice"]
-    before = len(_events(admin, "acme"))
+    before = len(all_events(admin, "acme"))
 
     def writer(i: int) -> None:
         for j in range(5):
@@ -76,7 +67,7 @@ def test_twenty_concurrent_writers_one_event_each_no_gaps(admin: NexusClient, ac
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         list(pool.map(writer, range(20)))
-    events = _events(admin, "acme")
+    events = all_events(admin, "acme")
     writes = [e for e in events[before:] if e["action"] == "write"]
     assert len(writes) == 100
     assert len({e["target"] for e in writes}) == 100
@@ -107,7 +98,7 @@ def test_verify_catches_edited_and_missing_events(admin: NexusClient, acme, serv
 
 def test_tenant_deletion_leaves_a_tombstone(admin: NexusClient, acme) -> None:
     admin.delete_tenant("acme", confirm=True)
-    system = _events(admin, "_system")
+    system = all_events(admin, "_system")
     assert [e["target"] for e in system if e["action"] == "tenant.delete"] == ["/tenants/acme"]
     assert admin.audit_verify("_system")["ok"]
 
@@ -118,12 +109,12 @@ def test_retention_prunes_old_events_and_the_chain_still_verifies(admin: NexusCl
     with service.db.write() as conn:  # age every event so far by 100 days
         conn.execute(text("UPDATE audit_events SET at = at - 8640000 "
                           "WHERE tenant_id = 'acme'"))
-    old_count = len(_events(admin, "acme"))
+    old_count = len(all_events(admin, "acme"))
     admin.update_tenant("acme", settings={"data_retention_days": 90})
     acme["alice"].write("/tenants/acme/new", b"n")
     removed = service.maintenance.gc(grace_seconds=3600).audit_events_removed
     assert removed == old_count
-    remaining = _events(admin, "acme")
+    remaining = all_events(admin, "acme")
     assert [e["action"] for e in remaining] == ["tenant.update", "write"]
     report = admin.audit_verify("acme")
     assert report["ok"] and report["events"] == 2

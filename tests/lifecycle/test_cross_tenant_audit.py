@@ -10,6 +10,7 @@ import pytest
 
 import nexus
 from nexus.client import NexusClient
+from tests.lifecycle.audit_events import all_events
 
 OUTBOX = "/tenants/acme/shared/outbox"
 DOC = f"{OUTBOX}/proposal.pdf"
@@ -29,19 +30,9 @@ def parties(admin: NexusClient, tenant_user) -> dict[str, NexusClient]:
             "cyd": tenant_user("corp", "cyd")}
 
 
-def _events(admin: NexusClient, tenant: str, **filters) -> list[dict]:
-    out, cursor = [], None
-    while True:
-        page = admin.audit_query(tenant, limit=500, cursor=cursor, **filters)
-        out += page["events"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return out
-
-
 def _seen(admin: NexusClient, tenant: str, user: str = "bob") -> list[tuple]:
     return [(e["action"], e["target"], e["result"], e["detail"])
-            for e in _events(admin, tenant, user=user)]
+            for e in all_events(admin, tenant, user=user)]
 
 
 def _in_both(admin: NexusClient, event: tuple) -> None:
@@ -50,7 +41,7 @@ def _in_both(admin: NexusClient, event: tuple) -> None:
     same = ("at", "key_id", "request_id", "client")
     twins = []
     for tenant in ("acme", "beta"):
-        matches = [e for e in _events(admin, tenant, user="bob")
+        matches = [e for e in all_events(admin, tenant, user="bob")
                    if (e["action"], e["target"], e["result"], e["detail"]) == event]
         assert matches, (tenant, event, _seen(admin, tenant))
         twins.append([[e[k] for k in same] for e in matches])
@@ -110,7 +101,7 @@ def test_every_access_through_a_share_is_in_both_logs(parties, admin: NexusClien
     # alice's own accesses are acme's business only, as before.
     alice.read(DOC)
     assert ("read", DOC, "ok", None) in _seen(admin, "acme", user="alice")
-    assert _events(admin, "beta", user="alice") == []
+    assert all_events(admin, "beta", user="alice") == []
     _verified(admin, "acme", "beta")
 
 
@@ -127,7 +118,7 @@ def test_accesses_through_the_alias_are_in_both_logs(parties, admin: NexusClient
     with pytest.raises(nexus.NexusFileNotFoundError):
         bob.delete(f"{ALIAS}/reply.md")
     for tenant in ("acme", "beta"):
-        assert not [e for e in _events(admin, tenant, action="delete")]
+        assert not [e for e in all_events(admin, tenant, action="delete")]
     assert admin.read(f"{OUTBOX}/reply.md") == b"reply"
     _verified(admin, "acme", "beta")
 
@@ -135,7 +126,7 @@ def test_accesses_through_the_alias_are_in_both_logs(parties, admin: NexusClient
 def test_refused_operations_write_no_success_event(parties, admin: NexusClient) -> None:
     alice, bob, cyd = parties["alice"], parties["bob"], parties["cyd"]
     alice.write("/tenants/acme/private.md", b"secret")
-    before = {t: len(_events(admin, t)) for t in ("acme", "beta", "corp")}
+    before = {t: len(all_events(admin, t)) for t in ("acme", "beta", "corp")}
     with pytest.raises(nexus.NexusPermissionError):
         bob.copy("/tenants/acme/private.md", "/tenants/beta/stolen.md")
     with pytest.raises(nexus.NexusPermissionError):
@@ -151,12 +142,12 @@ def test_refused_operations_write_no_success_event(parties, admin: NexusClient) 
     with pytest.raises(nexus.NexusFileNotFoundError):
         bob.read(f"{ALIAS}/proposal.pdf")  # no share left: a missing path of beta's
     for tenant in ("acme", "beta", "corp"):
-        new = _events(admin, tenant)[before[tenant]:]
+        new = all_events(admin, tenant)[before[tenant]:]
         assert [e for e in new if e["result"] == "ok" and e["user_id"] in ("bob", "cyd")] \
             == [], tenant
     # The refusals are on record in both tenants, each naming the other.
     denied = [(e["action"], e["target"], e["detail"])
-              for e in _events(admin, "acme") if e["result"] == "denied"]
+              for e in all_events(admin, "acme") if e["result"] == "denied"]
     assert ("deny.can_read", "/tenants/acme/private.md",
             "cross-tenant path=acme principal=beta") in denied
     assert ("deny.can_read", DOC, "cross-tenant path=acme principal=corp") in denied
@@ -171,7 +162,7 @@ def test_each_log_follows_its_own_read_setting(parties, admin: NexusClient) -> N
     bob = parties["bob"]
     admin.update_tenant("acme", settings={"audit_reads": False})
     bob.read(DOC)
-    assert [e for e in _events(admin, "acme", action="read")] == []
+    assert [e for e in all_events(admin, "acme", action="read")] == []
     assert ("read", DOC, "ok", BROWSE) in _seen(admin, "beta")
     bob.write(f"{OUTBOX}/w.md", b"w")  # changes are always recorded
     _in_both(admin, ("write", f"{OUTBOX}/w.md", "ok", BROWSE))
@@ -187,12 +178,12 @@ def test_administrator_events_cross_only_with_the_data(parties, admin: NexusClie
     bob.read(DOC)  # and a cross-tenant event, so this fails on code that records none
     _in_both(admin, ("read", DOC, "ok", BROWSE))
     copies = [(t, e["target"], e["detail"]) for t in ("acme", "beta")
-              for e in _events(admin, t, action="copy")]
+              for e in all_events(admin, t, action="copy")]
     both = "admin bypass; cross-tenant src=acme dst=beta"
     assert copies == [("acme", f"{DOC} -> /tenants/beta/copied.pdf", both),
                       ("beta", f"{DOC} -> /tenants/beta/copied.pdf", both)]
     reads = [(t, e["user_id"]) for t in ("acme", "beta")
-             for e in _events(admin, t, action="read") if e["user_id"] != "bob"]
+             for e in all_events(admin, t, action="read") if e["user_id"] != "bob"]
     assert all(t == "acme" for t, _ in reads)
 
 
@@ -210,8 +201,8 @@ def test_crossing_copies_in_both_directions_at_once(parties, admin: NexusClient)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(work, range(16)))
     for tenant in ("acme", "beta"):
-        copies = [e for e in _events(admin, tenant, action="copy")]
+        copies = [e for e in all_events(admin, tenant, action="copy")]
         assert len(copies) == 16, tenant
-        events = _events(admin, tenant)
+        events = all_events(admin, tenant)
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     _verified(admin, "acme", "beta")

@@ -6,6 +6,7 @@ lives in :mod:`nexus.cli.render` and exit codes come from the error table.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from enum import StrEnum
 from pathlib import Path
@@ -54,14 +55,20 @@ DatabaseUrl = Annotated[str | None, typer.Option(
     help="PostgreSQL URL for metadata; SQLite in the data directory when omitted.")]
 
 
-def _service(data_dir: Path, database_url: str | None):  # noqa: ANN202
-    """The existing deployment an operator command works on directly: refused (exit 3,
-    nothing created) where there is none or its parts are different deployments'."""
+@contextlib.contextmanager
+def _deployment(data_dir: Path, database_url: str | None):  # noqa: ANN202
+    """The existing deployment an operator command works on directly, closed afterwards:
+    refused (exit 3, nothing created) where there is none or its parts are different
+    deployments'."""
     from nexus.service import open_deployment
     from nexus.settings import Settings
 
-    return open_deployment(Settings.load({"data_dir": data_dir,
-                                          "database_url": database_url}))
+    service = open_deployment(Settings.load({"data_dir": data_dir,
+                                             "database_url": database_url}))
+    try:
+        yield service
+    finally:
+        service.close()
 
 
 @app.command()
@@ -123,14 +130,10 @@ def create_key(
     """Create an API key (printed once) without going through a running server."""
     from nexus.types import Principal
 
-    with exit_on_error():
-        service = _service(data_dir, database_url)
-        try:
-            created = service.keys.admin_create_key(
-                Principal.local_admin(), user_id, name, tenant_id=tenant_id, is_admin=admin,
-                expires_at=expires_at)
-        finally:
-            service.close()
+    with exit_on_error(), _deployment(data_dir, database_url) as service:
+        created = service.keys.admin_create_key(
+            Principal.local_admin(), user_id, name, tenant_id=tenant_id, is_admin=admin,
+            expires_at=expires_at)
     console.print(created["api_key"], soft_wrap=True, highlight=False)
 
 
@@ -157,12 +160,8 @@ def fsck(
     after --repair), 1 if problems remain."""
     from nexus.errors import NexusError
 
-    with exit_on_error(as_json):
-        service = _service(data_dir, database_url)
-        try:
-            report = service.maintenance.fsck(repair=repair, deep=deep)
-        finally:
-            service.close()
+    with exit_on_error(as_json), _deployment(data_dir, database_url) as service:
+        report = service.maintenance.fsck(repair=repair, deep=deep)
     if as_json:
         show(report.to_dict(), as_json=True)
     else:
@@ -198,12 +197,8 @@ def gc(data_dir: DataDir = Path("nexus-data"), database_url: DatabaseUrl = None,
        ) -> None:
     """Delete stored content that no file references any more. Refuses, deleting nothing,
     unless the database and the blob store belong to the same deployment."""
-    with exit_on_error(as_json):
-        service = _service(data_dir, database_url)
-        try:
-            report = service.maintenance.gc(grace_seconds=grace, dry_run=dry_run)
-        finally:
-            service.close()
+    with exit_on_error(as_json), _deployment(data_dir, database_url) as service:
+        report = service.maintenance.gc(grace_seconds=grace, dry_run=dry_run)
     if as_json:
         show(report.to_dict(), as_json=True)
         return

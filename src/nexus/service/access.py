@@ -103,11 +103,6 @@ class AccessGate:
         return (tenant_id is not None and principal.tenant_id == tenant_id
                 and self._engine.incarnation_of(principal) is not None)
 
-    def is_foreign(self, principal: Principal, tenant_id: str | None) -> bool:
-        """A tenant principal acting on another tenant's ``tenant_id`` (through a share)."""
-        return (not principal.is_admin and principal.tenant_id is not None
-                and tenant_id is not None and principal.tenant_id != tenant_id)
-
     def may_act_in(self, principal: Principal, tenant_id: str) -> bool:
         """The system administrator or a member: who may address ``tenant_id``'s own
         objects (its tuples, its alias directories) at all."""
@@ -137,8 +132,7 @@ class AccessGate:
     def may_manage_key(self, principal: Principal, key_tenant: str) -> bool:
         """Keys are managed by the system administrator and, for their own tenant's
         keys, its administrators (``key_tenant`` is the key row's tenant)."""
-        return principal.is_admin or (self.is_member(principal, key_tenant)
-                                      and self.is_tenant_admin(principal, key_tenant))
+        return self.is_tenant_admin(principal, key_tenant)
 
     def may_read_audit(self, principal: Principal, log: str) -> bool:
         """The system log is the administrator's; a tenant's log its administrators'."""

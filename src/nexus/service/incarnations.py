@@ -31,8 +31,8 @@ from typing import Any
 from nexus import paths
 from nexus.errors import NexusFileNotFoundError
 
-__all__ = ["SEPARATOR", "TokenOf", "decode_id", "decode_subject", "encode_id",
-           "encode_subject", "mint", "ref", "split"]
+__all__ = ["SEPARATOR", "TokenOf", "decode_id", "decode_tuple", "encode_id", "encode_refs",
+           "encode_subject", "memoised", "mint", "ref", "split"]
 
 SEPARATOR = "~"
 Ref = tuple[str, str, str | None]
@@ -98,10 +98,27 @@ def encode_subject(subject: Ref, token_of: TokenOf) -> Ref:
     return subject[0], encode_id(subject[0], subject[1], token_of), subject[2]
 
 
-def decode_subject(subject: Ref, token_of: TokenOf) -> Ref | None:
-    """:func:`decode_id` for a ``(type, id, relation)`` subject."""
-    decoded = decode_id(subject[0], subject[1], token_of)
-    return None if decoded is None else (subject[0], decoded, subject[2])
+def encode_refs(token_of: TokenOf, obj: Ref | None,
+                subject: Ref | None) -> tuple[Ref | None, Ref | None] | None:
+    """The stored forms of a query's object and subject (either may be absent); ``None``
+    if one names a tenant that does not exist — a query that can match nothing."""
+    try:
+        return (None if obj is None else encode_subject(obj, token_of),
+                None if subject is None else encode_subject(subject, token_of))
+    except NexusFileNotFoundError:
+        return None
+
+
+def memoised(token_of: TokenOf) -> TokenOf:
+    """``token_of`` asked at most once per tenant: for one request's many rows."""
+    seen: dict[str, str | None] = {}
+
+    def cached(tenant_id: str) -> str | None:
+        if tenant_id not in seen:
+            seen[tenant_id] = token_of(tenant_id)
+        return seen[tenant_id]
+
+    return cached
 
 
 def decode_tuple(t: dict[str, Any], token_of: TokenOf) -> dict[str, Any] | None:

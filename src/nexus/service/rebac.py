@@ -200,14 +200,13 @@ class RebacService:
             subj = parse_subject(subject)
             tenant = self._object_tenant(principal, obj, tenant_id)
             with self._db.read() as conn:
-                token_of = TenantRepository(conn).incarnation
-                try:
-                    stored_obj = incarnations.encode_id(obj[0], obj[1], token_of)
-                    stored_subj = incarnations.encode_subject(subj, token_of)
-                except NexusFileNotFoundError:
+                encoded = incarnations.encode_refs(TenantRepository(conn).incarnation, obj,
+                                                   subj)
+                if encoded is None:
                     return False  # names a tenant that does not exist: no such tuple
+                (otype, oid, _), stored_subj = encoded  # type: ignore[misc]
                 stored = TupleRepository(conn).find(tenant, RelationTuple(
-                    obj[0], stored_obj, relation, *stored_subj))
+                    otype, oid, relation, *stored_subj))
             if stored is None:
                 return False
         self._require_owner(principal, tenant, obj)
@@ -299,15 +298,14 @@ class RebacService:
             tenant = self._object_tenant(principal, obj, tenant_id)
             self._wait_for(tenant, at_least)
             with self._db.read() as conn:
-                token_of = TenantRepository(conn).incarnation
-                try:
-                    stored_obj = incarnations.encode_id(obj[0], obj[1], token_of)
-                    stored_subj = incarnations.encode_subject(subj, token_of)
-                except NexusFileNotFoundError:
+                encoded = incarnations.encode_refs(TenantRepository(conn).incarnation, obj,
+                                                   subj)
+                if encoded is None:
                     results.append(False)  # a tenant that does not exist holds nothing
                     continue
+                (otype, oid, _), stored_subj = encoded  # type: ignore[misc]
                 checker = self._checker(conn, tenant, stored_subj)
-                results.append(checker.check(obj[0], stored_obj, permission, *stored_subj))
+                results.append(checker.check(otype, oid, permission, *stored_subj))
         return results
 
     def rebac_expand(self, principal: Principal, permission: str, object: Any,
@@ -316,7 +314,7 @@ class RebacService:
         obj = parse_ref(object, "object")
         tenant = self._object_tenant(principal, obj, tenant_id)
         with self._db.read() as conn:
-            token_of = TenantRepository(conn).incarnation
+            token_of = incarnations.memoised(TenantRepository(conn).incarnation)
             tree = self._checker(conn, tenant, None).expand(
                 obj[0], incarnations.encode_id(obj[0], obj[1], token_of), permission)
             return _decode_tree(tree, token_of)
@@ -327,11 +325,11 @@ class RebacService:
         subj = parse_subject(subject)
         tenant = self._caller_tenant(principal, tenant_id)
         with self._db.read() as conn:
-            token_of = TenantRepository(conn).incarnation
-            try:
-                subj = incarnations.encode_subject(subj, token_of)
-            except NexusFileNotFoundError:
+            token_of = incarnations.memoised(TenantRepository(conn).incarnation)
+            encoded = incarnations.encode_refs(token_of, None, subj)
+            if encoded is None:
                 return []
+            subj = encoded[1]  # type: ignore[assignment]
             checker = self._checker(conn, tenant, subj)
             found = checker.list_objects(f"{subj[0]}:{subj[1]}" + (f"#{subj[2]}" if subj[2]
                                                                     else ""),
@@ -349,7 +347,7 @@ class RebacService:
         obj = parse_ref(object, "object")
         tenant = self._object_tenant(principal, obj, tenant_id)
         with self._db.read() as conn:
-            token_of = TenantRepository(conn).incarnation
+            token_of = incarnations.memoised(TenantRepository(conn).incarnation)
             subjects = self._checker(conn, tenant, None).list_subjects(
                 obj[0], incarnations.encode_id(obj[0], obj[1], token_of), permission,
                 subject_type)
@@ -374,14 +372,12 @@ class RebacService:
         now = self._clock()
         out: list[dict[str, Any]] = []
         with self._db.read() as conn:
-            token_of = TenantRepository(conn).incarnation
-            try:
-                if subj is not None:
-                    subj = incarnations.encode_subject(subj, token_of)
-                if obj is not None:
-                    obj = (obj[0], incarnations.encode_id(obj[0], obj[1], token_of), obj[2])
-            except NexusFileNotFoundError:
+            # One lookup per tenant named, not one per row decoded.
+            token_of = incarnations.memoised(TenantRepository(conn).incarnation)
+            encoded = incarnations.encode_refs(token_of, obj, subj)
+            if encoded is None:
                 return []
+            obj, subj = encoded
             repo = TupleRepository(conn)
             for tenant in tenants:
                 after = None

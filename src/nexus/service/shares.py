@@ -23,7 +23,6 @@ from nexus.service import incarnations
 from nexus.service.access import AccessGate, Action
 from nexus.service.audit import AuditLog
 from nexus.service.permissions import RevisionTracker
-from nexus.service.tenants import TenantService
 from nexus.store import Database, TenantRepository
 from nexus.store.shares import ShareRecord, ShareRepository
 from nexus.store.tuples import TupleRepository
@@ -62,13 +61,12 @@ def share_dict(record: ShareRecord, now: float) -> dict[str, Any]:
 class ShareService:
     """create / list / revoke shares."""
 
-    def __init__(self, *, db: Database, gate: AccessGate, tenants: TenantService,
+    def __init__(self, *, db: Database, gate: AccessGate,
                  revisions: RevisionTracker, audit: AuditLog,
                  clock: Callable[[], float] = time.time) -> None:
         self._audit = audit
         self._db = db
         self._gate = gate
-        self._tenants = tenants
         self._revisions = revisions
         self._clock = clock
 
@@ -139,9 +137,12 @@ class ShareService:
         now = self._clock()
         with self._db.read() as conn:
             repo = ShareRepository(conn)
-            incarnation = TenantRepository(conn).incarnation(tenant_id)
-            records = repo.outgoing(tenant_id) if direction == "outgoing" \
-                else repo.incoming(tenant_id, incarnation=incarnation or "-")
+            if direction == "outgoing":
+                records = repo.outgoing(tenant_id)
+            else:
+                incarnation = TenantRepository(conn).incarnation(tenant_id)
+                records = [] if incarnation is None \
+                    else repo.incoming(tenant_id, incarnation=incarnation)
         shown = [share_dict(r, now) for r in records]
         return shown if include_expired else [s for s in shown if s["status"] == "active"]
 

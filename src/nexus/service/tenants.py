@@ -403,12 +403,6 @@ class TenantService:
                 "avg_users_per_tenant": totals["users"] / count if count else 0,
                 "avg_storage_per_tenant": storage_gb / count if count else 0}
 
-    # -- rules -------------------------------------------------------------------------
-
-    def is_tenant_admin(self, principal: Principal, tenant_id: str) -> bool:
-        """The enforcement point's answer (kept here for callers holding this service)."""
-        return self._gate.is_tenant_admin(principal, tenant_id)
-
 
 def limits_of(record: TenantRecord | None) -> Limits:
     """Effective limits of a stored tenant (free-plan limits if it is unknown)."""

@@ -51,7 +51,7 @@ from nexus.service.access import AccessGate
 from nexus.service.archive import FORMAT, Entry, ImportPlan, decode_text, plan_import
 from nexus.service.audit import AuditLog
 from nexus.service.files import FileService
-from nexus.service.incarnations import decode_tuple, encode_id, encode_subject
+from nexus.service.incarnations import decode_tuple, encode_id, encode_subject, memoised
 from nexus.service.permissions import RevisionTracker
 from nexus.service.quotas import QuotaLedger
 from nexus.service.shares import record_share
@@ -182,7 +182,7 @@ class TransferService:
             record = TenantRepository(conn).get(tenant_id)
             if record is None:
                 raise NexusFileNotFoundError(f"no tenant {tenant_id!r}")
-            token_of = _memoised(TenantRepository(conn).incarnation)
+            token_of = memoised(TenantRepository(conn).incarnation)
             rows = _all_rows(FileRepository(conn), tenant_id)
             users = KeyRepository(conn).users(tenant_id)
             stored = TupleRepository(conn).list(tenant_id, now=now, include_expired=False,
@@ -514,17 +514,6 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int, *,
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def _memoised(lookup: Callable[[str], str | None]) -> Callable[[str], str | None]:
-    seen: dict[str, str | None] = {}
-
-    def cached(tenant_id: str) -> str | None:
-        if tenant_id not in seen:
-            seen[tenant_id] = lookup(tenant_id)
-        return seen[tenant_id]
-
-    return cached
 
 
 def _all_rows(repo: FileRepository, tenant_id: str) -> list[Any]:
