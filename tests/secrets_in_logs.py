@@ -3,9 +3,10 @@
 Every record any logger emits during the session (the server's access log included — it
 is switched on at INFO for the whole run) is formatted and scanned at the end for every
 key the engine issued in-process, for every deployment secret it loaded, and for anything
-shaped like a Nexus key at all. A hit fails the run with the offending line. Servers run
-as subprocesses are checked by their own tests (tests/cli, tests/e2e), which read their
-logs.
+shaped like a Nexus key at all. A hit fails the run with the offending line; under xdist
+each worker scans its own records and ``tests/run_summary.py`` carries the verdict to the
+run's exit status. Servers run as subprocesses are checked by their own tests (tests/cli,
+tests/e2e), which read their logs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest
 import nexus.auth
 import nexus.service.keys
 from nexus.auth.keys import KEY_PREFIX
+
+from .run_summary import Line, provider
 
 _KEY_SHAPE = re.compile(re.escape(KEY_PREFIX) + r"[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
 #: Key secrets (43) and deployment secrets (64) are runs of URL-safe base64 this long.
@@ -93,21 +96,13 @@ def _holds(token: str, halves: set[str]) -> bool:
     return any(token[i:i + 43] in halves for i in range(len(token) - 42))
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+@provider
+def _summary(config: pytest.Config) -> list[Line]:
     found = list(leaks())
     if found:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        _report.append(f"SECRETS IN LOGS: {len(found)} log line(s) hold a key or secret, "
-                       f"first: {found[0][:200]!r}")
-    else:
-        _report.append(f"secrets in logs: {len(_issued)} keys issued and "
-                       f"{len(_secrets)} deployment secrets, {_recorder.seen} log "
-                       "lines scanned, 0 found")
-
-
-_report: list[str] = []
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for line in _report:
-        terminalreporter.write_line(line, red=line.startswith("SECRETS"))
+        return [Line("secrets in logs",
+                     f"SECRETS IN LOGS: {len(found)} log line(s) hold a key or secret, "
+                     f"first: {found[0][:200]!r}", failed=True)]
+    return [Line("secrets in logs",
+                 f"{len(_issued)} keys issued and {len(_secrets)} deployment secrets, "
+                 f"{_recorder.seen} log lines scanned, 0 found")]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.run_summary import Line, provider
+
 Totals = dict[str, dict[str, int]]  # kind -> {"passed": n, "failed": n, "skipped": n}
 
 CONFORMANCE_TOTALS = pytest.StashKey[Totals]()
@@ -20,14 +22,13 @@ def _line(kind: str, counts: dict[str, int]) -> str:
             f"{counts['skipped']} skipped")
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    totals = terminalreporter.config.stash.get(CONFORMANCE_TOTALS, None)
-    by_backend = terminalreporter.config.stash.get(CONFORMANCE_BACKEND_TOTALS, None)
-    if not totals and not by_backend:
-        return
-    terminalreporter.section("OpenFGA conformance (consolidated_1_1_tests.yaml)")
-    for kind, counts in (totals or {}).items():
-        terminalreporter.write_line(_line(kind, counts))
-    for backend, backend_totals in sorted((by_backend or {}).items()):
-        for kind, counts in backend_totals.items():
-            terminalreporter.write_line(_line(f"{kind} [{backend}]", counts))
+@provider
+def _summary(config: pytest.Config) -> list[Line]:
+    totals = config.stash.get(CONFORMANCE_TOTALS, None) or {}
+    by_backend = config.stash.get(CONFORMANCE_BACKEND_TOTALS, None) or {}
+    section = "OpenFGA conformance (consolidated_1_1_tests.yaml)"
+    lines = [Line(section, _line(kind, counts)) for kind, counts in totals.items()]
+    for backend, backend_totals in sorted(by_backend.items()):
+        lines += [Line(section, _line(f"{kind} [{backend}]", counts))
+                  for kind, counts in backend_totals.items()]
+    return lines

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.run_summary import Line, provider
 from tests.serving import NexusProcess
 
 from .bola_report import TALLY
@@ -33,24 +34,19 @@ def serve(tmp_path: Path, database_url: str | None) -> Iterator[NexusProcess]:
     server.stop()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    tally = terminalreporter.config.stash.get(TALLY, None)
+@provider
+def _summary(config: pytest.Config) -> list[Line]:
+    lines: list[Line] = []
+    tally = config.stash.get(TALLY, None)
     if tally is not None and tally.run > 0:
-        terminalreporter.section("security matrix")
-        for line in tally.lines():
-            terminalreporter.write_line(line)
+        lines += [Line("security matrix", text) for text in tally.lines()]
     if STEPS.steps > 0:
-        terminalreporter.section("stateful fuzz")
-        terminalreporter.write_line(
-            f"{STEPS.steps:,} steps executed ({STEPS.checks:,} invariant probes, "
-            f"{STEPS.examples:,} examples)")
-        for label, count in sorted(STEPS.by_test.items()):
-            terminalreporter.write_line(f"  {label}: {count:,} steps")
         outcomes = ", ".join(f"{name} {count:,}" for name, count in
                              sorted(STEPS.outcomes.items(), key=lambda kv: -kv[1]))
-        terminalreporter.write_line(f"  calls ended: {outcomes}")
-    stress = terminalreporter.config.stash.get(STRESS, [])
-    if stress:
-        terminalreporter.section("security fuzz and stress")
-        for line in stress:
-            terminalreporter.write_line(line)
+        texts = [f"{STEPS.steps:,} steps executed ({STEPS.checks:,} invariant probes, "
+                 f"{STEPS.examples:,} examples)",
+                 *(f"  {label}: {count:,} steps" for label, count in sorted(STEPS.by_test.items())),
+                 f"  calls ended: {outcomes}"]
+        lines += [Line("stateful fuzz", text) for text in texts]
+    lines += [Line("security fuzz and stress", text) for text in config.stash.get(STRESS, [])]
+    return lines
