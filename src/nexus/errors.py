@@ -91,6 +91,29 @@ class InvalidPathError(InvalidArgumentError):
         self.rule = rule
 
 
+class RangeNotSatisfiableError(InvalidArgumentError):
+    """A ``Range`` header names no byte of the file (RFC 9110 §15.5.17)."""
+
+    code = "range_not_satisfiable"
+    http_status = 416
+
+
+class LimitExceededError(InvalidArgumentError):
+    """A request would cost more than the server lets one request cost: too many items
+    in a batch, a permission check past its step budget, a model whose evaluation is
+    unbounded. ``limit`` names the limit (see docs/http-api.md, "Limits")."""
+
+    code = "limit_exceeded"
+    http_status = 422
+
+
+class RequestTimeoutError(InvalidArgumentError):
+    """The client sent its request body too slowly (or stopped sending it)."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class NexusFileNotFoundError(NexusError, FileNotFoundError):
     """The path does not exist (and the caller may know that)."""
 
@@ -210,6 +233,9 @@ _BY_CODE: dict[str, type[NexusError]] = {
         NexusError,
         InvalidPathError,
         InvalidArgumentError,
+        RangeNotSatisfiableError,
+        LimitExceededError,
+        RequestTimeoutError,
         NexusFileNotFoundError,
         NexusFileExistsError,
         NexusNotADirectoryError,

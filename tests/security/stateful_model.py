@@ -12,8 +12,8 @@ operations the fuzz drives:
   can_read); a user of another tenant needs an active share tuple into its tenant on the
   path or an ancestor, and nothing resolves out of a suspended tenant;
 - share aliases ``/tenants/<t>/shared/from-<s>/<name>[/rest]`` resolve for read, stat,
-  exists and write (never for delete or list), the alias directory itself is virtual
-  (members of ``<t>`` only) — ``service/share_alias.py`` and ``files.py``;
+  exists and write (never for delete or list), the alias directory itself is virtual;
+  both only for members of ``<t>`` or ``<s>`` — ``service/share_alias.py`` and ``files.py``;
 - deleting a file drops every tuple on it and, if there were any, ends its share records.
 """
 
@@ -228,10 +228,19 @@ class Model:
                 if s.target == target and not s.revoked
                 and (source is None or s.source == source)]
 
-    def resolve(self, path: str) -> str:
-        """``ShareAliases.resolve``."""
+    def sees_aliases(self, actor: Actor | None, path: str) -> bool:
+        """``FileService._may_see_aliases``: aliases resolve only for the system
+        administrator and members of the alias's or the source's tenant; for anyone else
+        an alias-shaped path is an ordinary path of the target tenant."""
         parsed = self.alias_parts(path)
-        if parsed is None or not parsed[2] or self.exists(path):
+        return parsed is not None and (actor is None or actor.is_admin
+                                       or actor.tenant in parsed[:2])
+
+    def resolve(self, path: str, actor: Actor | None = None) -> str:
+        """``ShareAliases.resolve`` as ``actor`` sees it (None: someone who sees aliases)."""
+        parsed = self.alias_parts(path)
+        if parsed is None or not parsed[2] or self.exists(path) \
+                or not self.sees_aliases(actor, path):
             return path
         target, source, rest = parsed
         for share in self.active_shares(target, source):
@@ -239,9 +248,10 @@ class Model:
                 return "/".join([share.path, *rest[1:]])
         return path
 
-    def alias_directory(self, path: str) -> tuple[str, list[Share]] | None:
+    def alias_directory(self, path: str, actor: Actor | None = None
+                        ) -> tuple[str, list[Share]] | None:
         parsed = self.alias_parts(path)
-        if parsed is None or parsed[2]:
+        if parsed is None or parsed[2] or not self.sees_aliases(actor, path):
             return None
         return parsed[0], self.active_shares(parsed[0], parsed[1])
 
@@ -252,12 +262,10 @@ class Model:
         refused = self.admit(actor)
         if refused:
             return refused
-        aliases = self.alias_directory(path)
+        aliases = self.alias_directory(path, actor)
         if aliases is not None and not self.exists(path) and aliases[1]:
-            if not actor.is_admin and actor.tenant != aliases[0]:
-                return err(NexusPermissionError)
             return ok((path, "directory", 0))
-        resolved = self.resolve(path)
+        resolved = self.resolve(path, actor)
         if not self.can(actor, "can_read", resolved):
             return err(NexusPermissionError)
         if resolved in self.dirs:
@@ -278,7 +286,7 @@ class Model:
         refused = self.admit(actor)
         if refused:
             return refused
-        resolved = self.resolve(path)
+        resolved = self.resolve(path, actor)
         if not self.can(actor, "can_read", resolved):
             return err(NexusPermissionError)
         if resolved in self.dirs:
@@ -292,11 +300,9 @@ class Model:
         refused = self.admit(actor)
         if refused:
             return refused
-        aliases = self.alias_directory(path)
+        aliases = self.alias_directory(path, actor)
         if aliases is not None and not self.exists(path):
-            target, entries = aliases
-            if not actor.is_admin and actor.tenant != target:
-                return err(NexusPermissionError)
+            _, entries = aliases
             if not entries:
                 return err(NexusFileNotFoundError)
             alias_dir = path
@@ -316,7 +322,7 @@ class Model:
         refused = self.admit(actor)
         if refused:
             return refused
-        resolved = self.resolve(path)
+        resolved = self.resolve(path, actor)
         if not self.can(actor, "can_write", resolved):
             return err(NexusPermissionError)
         assert resolved not in self.dirs, f"the fuzz only writes files, not {resolved}"

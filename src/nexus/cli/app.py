@@ -93,6 +93,11 @@ def serve(
     metrics_host: Annotated[str, typer.Option(
         "--metrics-host", envvar="NEXUS_METRICS_HOST",
         help="Interface of --metrics-port.")] = "127.0.0.1",
+    forwarded_allow_ips: Annotated[str, typer.Option(
+        "--forwarded-allow-ips", envvar="NEXUS_FORWARDED_ALLOW_IPS",
+        help="Comma-separated addresses or networks of the reverse proxies whose "
+             "X-Forwarded-For / X-Forwarded-Proto to believe ('*': any). Default: none, "
+             "the client is the TCP peer.")] = "",
 ) -> None:
     """Run the Nexus server. The first start prints the administrator's API key once and
     saves it in <data-dir>/admin.key (mode 0600)."""
@@ -103,7 +108,9 @@ def serve(
         settings = Settings.load({"data_dir": data_dir, "database_url": database_url})
         run_server(settings, host=host, port=port, log_level=log_level.value,
                    log_format=log_format.value, metrics_host=metrics_host,
-                   metrics_port=metrics_port)
+                   metrics_port=metrics_port,
+                   forwarded_allow_ips=[ip.strip() for ip in forwarded_allow_ips.split(",")
+                                        if ip.strip()])
 
 
 admin_app = typer.Typer(help="Operator commands that talk to the database directly.",

@@ -77,11 +77,15 @@ def bootstrap_admin(service: NexusService) -> None:
 
 def run_server(settings: Settings, *, host: str, port: int, log_level: str,
                log_format: LogFormat = "text", metrics_host: str = "127.0.0.1",
-               metrics_port: int | None = None) -> None:
+               metrics_port: int | None = None,
+               forwarded_allow_ips: list[str] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; in-flight requests are drained before exit.
 
     With ``metrics_port``, ``/metrics`` is also served without a key on
     ``metrics_host:metrics_port`` (a private interface for the scraper).
+    ``forwarded_allow_ips`` lists the proxies whose ``X-Forwarded-For`` is believed; by
+    default nobody's (uvicorn would believe 127.0.0.1's, i.e. any local client's, and
+    the audit log would record whatever address a client wrote there).
     """
     ensure_port_free(host, port)
     if metrics_port is not None:
@@ -104,11 +108,19 @@ def run_server(settings: Settings, *, host: str, port: int, log_level: str,
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
                     timeout_graceful_shutdown=30, server_header=False, log_config=None,
-                    timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                    **proxy_options(forwarded_allow_ips or []))
     finally:
         if metrics_server is not None:
             metrics_server.should_exit = True
         service.close()
+
+
+def proxy_options(forwarded_allow_ips: list[str]) -> dict[str, object]:
+    """uvicorn's proxy-header settings: off unless some proxy is trusted."""
+    if not forwarded_allow_ips:
+        return {"proxy_headers": False, "forwarded_allow_ips": []}
+    return {"proxy_headers": True, "forwarded_allow_ips": forwarded_allow_ips}
 
 
 def start_metrics_server(app: ASGIApp, host: str, port: int, log_level: str) -> uvicorn.Server:

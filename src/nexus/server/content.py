@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from nexus.errors import InvalidArgumentError
+from nexus.errors import InvalidArgumentError, RangeNotSatisfiableError
 from nexus.rpc import to_plain
 from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.responses import error_response, result_response
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["download", "upload"]
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)", re.ASCII | re.IGNORECASE)
 
 
 def _path(request: Request) -> str:
@@ -43,24 +43,48 @@ def _open(service: NexusService, api_key: str | None, path: str, range_header: s
         stream = service.files.open_read(principal, path, offset=offset, length=length)
         return to_plain(stream.info), stream.chunks, None
     size = service.files.stat(principal, path).size
-    start, end = _parse_range(range_header, size)
+    window = _parse_range(range_header, size)
+    if window is None:
+        stream = service.files.open_read(principal, path, offset=offset, length=length)
+        return to_plain(stream.info), stream.chunks, None
+    start, end = window
     stream = service.files.open_read(principal, path, offset=start, length=end - start)
     return to_plain(stream.info), stream.chunks, (start, end, size)
 
 
-def _parse_range(header: str, size: int) -> tuple[int, int]:
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """The ``[start, end)`` window of a ``Range`` header (RFC 9110 §14.1.2), or None
+    when the header is to be ignored and the whole file served: another range unit, a
+    malformed range, several ranges (a server MAY ignore Range; serving one multipart
+    body per request is not worth it). A range that names no byte of the file — an
+    empty file included — is unsatisfiable: 416, never a 206 of nothing."""
     match = _RANGE.fullmatch(header.strip())
     if match is None or match.groups() == ("", ""):
-        raise InvalidArgumentError(f"unsupported Range header {header!r}: use bytes=a-b")
+        return None
     first, last = match.groups()
+    if first and last and _int(first) > _int(last):
+        return None  # "bytes=5-2" is invalid syntax, not an empty range
     if first == "":
-        start, end = max(0, size - int(last)), size
+        start, end = max(0, size - _int(last)), size
+        if _int(last) == 0 or size == 0:
+            raise _unsatisfiable(header, size)
     else:
-        start = int(first)
-        end = size if last == "" else min(size, int(last) + 1)
-    if start >= size and size > 0 or start > end:
-        raise InvalidArgumentError(f"range {header!r} is outside the file ({size} bytes)")
+        start = _int(first)
+        if start >= size:
+            raise _unsatisfiable(header, size)
+        end = size if last == "" else min(size, _int(last) + 1)
     return start, end
+
+
+def _int(digits: str) -> int:
+    # Python refuses int() of more than 4,300 digits; any position past 2**63 is past
+    # every file's end anyway.
+    return int(digits) if len(digits) <= 18 else 2**63
+
+
+def _unsatisfiable(header: str, size: int) -> RangeNotSatisfiableError:
+    return RangeNotSatisfiableError(
+        f"range {header[:100]!r} names no byte of the file ({size} bytes)", size=size)
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -81,6 +105,10 @@ async def download(request: Request) -> Response:
         info, chunks, ranged = await run_in_threadpool(
             _open, service, bearer_token(request), _path(request), request.headers.get("range"),
             offset, length)
+    except RangeNotSatisfiableError as exc:
+        response = error_response(exc)
+        response.headers["Content-Range"] = f"bytes */{exc.details['size']}"
+        return response
     except Exception as exc:  # noqa: BLE001 - every error becomes a response
         return error_response(exc)
     headers = {"ETag": f'"{info["etag"]}"', "Accept-Ranges": "bytes",

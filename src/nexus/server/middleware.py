@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
@@ -14,6 +15,11 @@ from nexus.server.metrics import operation_of
 __all__ = ["RequestIdMiddleware", "current_request_id"]
 
 logger = logging.getLogger("nexus.access")
+
+
+#: A client's own request id is kept only if it looks like one (a UUID, a ULID, a trace
+#: id): no spaces, quotes or '=' that could forge fields of a log line or audit record.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+-]{0,63}", re.ASCII)
 
 
 class RequestIdMiddleware:
@@ -31,8 +37,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() \
-            else uuid.uuid4().hex[:16]
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex[:16]
         token = current_request_id.set(request_id)
         client = scope.get("client")
         client_token = client_address.set(f"{client[0]}:{client[1]}" if client else "-")

@@ -72,12 +72,16 @@ class AccessGate:
                 answers[i] = ok
         return answers
 
-    def require(self, principal: Principal, action: Action, path: str) -> None:
-        """Raise :class:`NexusPermissionError` unless :meth:`allowed`."""
+    def require(self, principal: Principal, action: Action, path: str, *,
+                shown: str | None = None) -> None:
+        """Raise :class:`NexusPermissionError` unless :meth:`allowed`. The error names
+        ``shown`` (the path as the caller sent it, when ``path`` is what it resolved to)
+        and nothing else: a denial tells no more than the request did."""
         if not self.allowed(principal, action, path):
             self._audit.record_now(principal, f"deny.{action.value}", path, result="denied")
-            raise NexusPermissionError(f"permission denied: {action.value} on {path}",
-                                       path=path, permission=action.value)
+            shown = path if shown is None else shown
+            raise NexusPermissionError(f"permission denied: {action.value} on {shown}",
+                                       path=shown, permission=action.value)
 
     def readable(self, principal: Principal, targets: Sequence[str]) -> list[bool]:
         """``can_read`` on each path (one batch per listing page)."""

@@ -37,7 +37,7 @@ from nexus.service.audit import AuditLog
 from nexus.service.listing import Lister, file_info
 from nexus.service.permissions import RevisionTracker
 from nexus.service.quotas import QuotaLedger
-from nexus.service.share_alias import ShareAliases
+from nexus.service.share_alias import ShareAliases, alias_tenants
 from nexus.service.tenant_state import TenantStates
 from nexus.service.tenants import (
     TENANT_DOCUMENT,
@@ -181,8 +181,7 @@ class FileService:
         on the current etag (:class:`ConflictError` otherwise); ``if_none_match`` makes it
         create-only (:class:`NexusFileExistsError` if the path exists).
         """
-        path = self._aliases.resolve(paths.normalize(path))
-        self._gate.require(principal, Action.WRITE, path)
+        path = self._resolve(principal, Action.WRITE, paths.normalize(path))
         _require_not_root(path)
         document_of = is_tenant_document(path)
         if document_of is not None:
@@ -219,8 +218,7 @@ class FileService:
         Concurrent appends to one file are serialised on its row, so none is lost and
         none interleaves with another.
         """
-        path = self._aliases.resolve(paths.normalize(path))
-        self._gate.require(principal, Action.WRITE, path)
+        path = self._resolve(principal, Action.WRITE, paths.normalize(path))
         _require_not_root(path)
         _refuse_document(path)
         partition = paths.partition_of(path)
@@ -260,8 +258,7 @@ class FileService:
     def open_read(self, principal: Principal, path: str, *, offset: int = 0,
                   length: int | None = None) -> ReadStream:
         """Stream a file (or a byte range of it) in chunks, without loading it into memory."""
-        path = self._aliases.resolve(paths.normalize(path))
-        self._gate.require(principal, Action.READ, path)
+        path = self._resolve(principal, Action.READ, paths.normalize(path))
         if not isinstance(offset, int) or offset < 0 or (
                 length is not None and (not isinstance(length, int) or length < 0)):
             raise InvalidArgumentError("offset and length must be non-negative integers")
@@ -288,8 +285,7 @@ class FileService:
         alias_dir = self._alias_directory(principal, path)
         if alias_dir is not None:
             return alias_dir
-        path = self._aliases.resolve(path)
-        self._gate.require(principal, Action.READ, path)
+        path = self._resolve(principal, Action.READ, path)
         document_of = is_tenant_document(path)
         if document_of is not None:
             return _document_info(path, self._tenants.read_document(document_of))
@@ -313,7 +309,8 @@ class FileService:
              limit: int | None = None, cursor: str | None = None) -> Page:
         """One page of the entries below ``path`` that the principal may read."""
         path = paths.normalize(path)
-        aliases = self._aliases.alias_directory(path)
+        aliases = self._aliases.alias_directory(path) if self._may_see_aliases(
+            principal, path) else None
         if aliases is not None and not self._exists_row(path):
             return self._list_aliases(principal, path, *aliases)
         self._gate.require(principal, Action.READ, path)
@@ -462,19 +459,40 @@ class FileService:
         with self._db.read() as conn:
             return self._get(FileRepository(conn), path) is not None
 
+    def _resolve(self, principal: Principal, action: Action, path: str) -> str:
+        """``path`` with a share alias replaced by its source, gated for ``action``.
+
+        Aliases resolve only for members of the tenant the alias is in or of the source
+        tenant it names: for anyone else the path is what it says, so a denial cannot
+        tell a third tenant which shares another receives (nor how fast: no share is
+        looked up). A denial names the path as sent.
+        """
+        if not self._may_see_aliases(principal, path):
+            self._gate.require(principal, action, path)
+            return path
+        resolved = self._aliases.resolve(path)
+        self._gate.require(principal, action, resolved, shown=path)
+        return resolved
+
+    def _may_see_aliases(self, principal: Principal, path: str) -> bool:
+        tenants = alias_tenants(path)
+        return tenants is not None and any(self._gate.may_act_in(principal, t)
+                                           for t in tenants)
+
     def _alias_directory(self, principal: Principal, path: str) -> FileInfo | None:
-        """The virtual ``from-<source>`` directory, for members of its tenant."""
+        """The virtual ``from-<source>`` directory, for members of its or the source's
+        tenant (the entries are filtered by what the caller may read)."""
+        if not self._may_see_aliases(principal, path):
+            return None
         aliases = self._aliases.alias_directory(path)
         if aliases is None or self._exists_row(path) or not aliases[1]:
             return None
-        self._require_member(principal, aliases[0], path)
         now = iso_time(self._clock())
         return FileInfo(path=path, name=paths.basename(path), type="directory", size=0,
                         etag=None, version=1, created_at=now, modified_at=now)
 
     def _list_aliases(self, principal: Principal, path: str, target: str,
                       entries: list[tuple[str, str]]) -> Page:
-        self._require_member(principal, target, path)
         if not entries:
             raise NexusFileNotFoundError(f"no such directory: {path}", path=path)
         readable = self._gate.readable(principal, [source for _, source in entries])
@@ -489,11 +507,6 @@ class FileService:
                                           info.etag, info.version, info.created_at,
                                           info.modified_at))
         return Page(shown, None)
-
-    def _require_member(self, principal: Principal, tenant: str, path: str) -> None:
-        if not self._gate.may_act_in(principal, tenant):
-            raise NexusPermissionError(f"permission denied: can_read on {path}", path=path,
-                                       permission="can_read")
 
     def _drop_grants(self, conn: Connection, path: str) -> dict[str, int]:
         """Delete tuples on ``path`` and below: no permission outlives its file."""

@@ -15,7 +15,7 @@ from nexus import paths
 from nexus.store import Database, FileRepository, TenantRepository
 from nexus.store.shares import ShareRecord, ShareRepository
 
-__all__ = ["ShareAliases"]
+__all__ = ["ShareAliases", "alias_tenants"]
 
 _PREFIX = "from-"
 
@@ -34,6 +34,13 @@ def _alias_parts(path: str) -> tuple[str, str, list[str]] | None:
     except ValueError:
         return None
     return parts[2], source, parts[5:]
+
+
+def alias_tenants(path: str) -> tuple[str, str] | None:
+    """``(target, source)`` of an alias-shaped path (``/tenants/<t>/shared/from-<s>[/…]``
+    → ``(<t>, <s>)``), from its shape alone; None for any other path."""
+    parsed = _alias_parts(path)
+    return None if parsed is None else (parsed[0], parsed[1])
 
 
 class ShareAliases:
