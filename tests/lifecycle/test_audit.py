@@ -118,3 +118,15 @@ def test_retention_prunes_old_events_and_the_chain_still_verifies(admin: NexusCl
     assert [e["action"] for e in remaining] == ["tenant.update", "write"]
     report = admin.audit_verify("acme")
     assert report["ok"] and report["events"] == 2
+
+
+def test_the_log_of_a_tenant_that_does_not_exist_is_an_error(admin: NexusClient,
+                                                              acme) -> None:
+    # An empty page would read as "nothing happened there".
+    for call in (lambda: admin.audit_query("nosuch"), lambda: admin.audit_verify("nosuch"),
+                 lambda: admin.audit_export("nosuch")):
+        with pytest.raises(nexus.NexusFileNotFoundError, match="nosuch"):
+            call()
+    admin.delete_tenant("acme", confirm=True)
+    with pytest.raises(nexus.NexusFileNotFoundError):
+        admin.audit_query("acme")

@@ -57,6 +57,7 @@ def test_share_expiry_and_write_shares(parties, admin: NexusClient) -> None:
     time.sleep(0.7)
     with pytest.raises(nexus.NexusPermissionError):
         bob.read(DOC)
+    alice.mkdir("/tenants/acme/shared/drafts")
     alice.create_share("/tenants/acme/shared/drafts", "beta", permission="can_write")
     bob.write("/tenants/acme/shared/drafts/joint.md", b"joint work")
     assert alice.read("/tenants/acme/shared/drafts/joint.md") == b"joint work"
@@ -160,3 +161,16 @@ def test_rebac_check_answers_like_the_enforcement_point(parties, admin: NexusCli
                                  ("file", "/tenants/acme/public/p.md"))
     with pytest.raises(nexus.NexusPermissionError):
         parties["bob"].read("/tenants/acme/public/p.md")
+
+
+def test_sharing_a_missing_path_is_an_error_and_grants_nothing(parties,
+                                                               admin: NexusClient) -> None:
+    # A share of a path that does not exist would wait for whatever is written there later.
+    alice, bob = parties["alice"], parties["bob"]
+    ghost = "/tenants/acme/shared/not-yet.txt"
+    with pytest.raises(nexus.NexusFileNotFoundError, match="not-yet.txt"):
+        alice.create_share(ghost, "beta")
+    assert alice.list_shares("acme", include_expired=True) == []
+    alice.write(ghost, b"later")
+    with pytest.raises(nexus.NexusPermissionError):
+        bob.read(ghost)

@@ -358,3 +358,19 @@ def test_billing_preview_overage_and_plan_prices(admin: NexusClient) -> None:
     assert (bill["base"], bill["overage"], bill["total"]) == (99, [], 99)
     with pytest.raises(nexus.InvalidArgumentError):
         admin.billing_preview("acme", month="March")
+
+
+@pytest.mark.parametrize(("month", "says"), [
+    ("2026-13", "01 to 12"), ("2026-00", "01 to 12"), ("26-01", "YYYY-MM"),
+    ("2026-1", "YYYY-MM"), ("9999-01", "has not begun"), ("2000-01", "did not exist"),
+    (202601, "YYYY-MM")])
+def test_billing_preview_refuses_months_without_a_bill(admin: NexusClient, month: Any,
+                                                       says: str) -> None:
+    # A bill for a month that is not one, has not begun or predates the tenant would be
+    # made up (it used to print an empty bill).
+    admin.create_tenant("acme", plan="pro")
+    with pytest.raises(nexus.InvalidArgumentError, match=says) as caught:
+        admin.billing_preview("acme", month=month)
+    assert caught.value.details.get("param") == "month"
+    current = admin.billing_preview("acme")["month"]
+    assert admin.billing_preview("acme", month=current)["base"] == 99

@@ -25,9 +25,9 @@ from sqlalchemy import Connection
 
 from nexus import paths
 from nexus.context import client_address, current_request_id
-from nexus.errors import InvalidArgumentError, NexusPermissionError
+from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
 from nexus.service.access import AccessGate
-from nexus.store import Database
+from nexus.store import Database, TenantRepository
 from nexus.store.audit import AuditRepository
 from nexus.types import Principal, iso_time, parse_timestamp
 
@@ -183,3 +183,10 @@ class AuditLog:
         if not self._may_read(principal, tenant_id):
             raise NexusPermissionError("permission denied: the audit log is for the system "
                                        f"administrator and administrators of {tenant_id}")
+        if tenant_id != paths.SYSTEM_PARTITION:
+            # Only a system administrator gets here for a tenant that does not exist (no
+            # one else administers it), and an empty log would read as "nothing happened".
+            with self._db.read() as conn:
+                if TenantRepository(conn).get(tenant_id) is None:
+                    raise NexusFileNotFoundError(f"no tenant {tenant_id!r}",
+                                                 tenant_id=tenant_id)

@@ -23,7 +23,7 @@ from nexus.service import incarnations
 from nexus.service.access import AccessGate, Action
 from nexus.service.audit import AuditLog
 from nexus.service.permissions import RevisionTracker
-from nexus.store import Database, TenantRepository
+from nexus.store import Database, FileRepository, TenantRepository
 from nexus.store.shares import ShareRecord, ShareRepository
 from nexus.store.tuples import TupleRepository
 from nexus.types import Principal, iso_time, parse_timestamp
@@ -95,6 +95,9 @@ class ShareService:
         if expiry is not None and expiry <= now:
             raise InvalidArgumentError("the share would already be expired")
         def _work(conn: Connection) -> Any:
+            # A share of nothing would wait for whatever is later written there.
+            if FileRepository(conn).get(source, path) is None:
+                raise NexusFileNotFoundError(f"no such file or directory: {path}", path=path)
             target_incarnation = TenantRepository(conn).incarnation(target_tenant_id)
             if target_incarnation is None:
                 raise NexusFileNotFoundError(f"no tenant {target_tenant_id!r}")

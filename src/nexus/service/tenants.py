@@ -9,6 +9,7 @@ Who may call what: the system administrator everything; a tenant's administrator
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -353,15 +354,13 @@ class TenantService:
         plan's rates ($10 per user, $0.50 per GB on the default price list).
         """
         doc = self.get_tenant(principal, tenant_id)
-        month = month or datetime.now(UTC).strftime("%Y-%m")
-        if not isinstance(month, str) or len(month) != 7 or month[4] != "-":
-            raise InvalidArgumentError("month must look like YYYY-MM")
         plan = plan_named(doc["plan"])
         with self._db.read() as conn:
             record = TenantRepository(conn).get(tenant_id)
+            assert record is not None
+            month = _billing_month(month, tenant_id, record.created_at, self._clock())
             peaks = UsageRepository(conn).month(tenant_id, month)
             current = UsageRepository(conn).get(tenant_id)
-        assert record is not None
         limits = effective_limits(record.plan, record.limit_overrides)
         peak_users = max(peaks["users_peak"], current.users)
         peak_bytes = max(peaks["storage_peak_bytes"], current.storage_bytes)
@@ -436,4 +435,30 @@ def _check_status(status: str) -> str:
         raise InvalidArgumentError(f"status must be one of {list(STATUSES)}, not {status!r}")
     return status
 
+
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+def _month_of(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m")
+
+
+def _billing_month(month: object, tenant_id: str, created_at: float, now: float) -> str:
+    """``month`` (default: the current one) if a bill can exist for it: a real month,
+    not before the tenant existed and not after the current one. A bill for any other
+    month would be made up, so it is an error, not an empty bill."""
+    current = _month_of(now)
+    if month is None:
+        return current
+    if not isinstance(month, str) or not _MONTH.fullmatch(month):
+        raise InvalidArgumentError("month must be YYYY-MM with a month from 01 to 12",
+                                   param="month")
+    if month > current:
+        raise InvalidArgumentError(f"month {month} has not begun (the current month is "
+                                   f"{current})", param="month")
+    first = _month_of(created_at)
+    if month < first:
+        raise InvalidArgumentError(f"tenant {tenant_id} did not exist in {month} (created "
+                                   f"in {first})", param="month")
+    return month
 
