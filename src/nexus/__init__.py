@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from nexus.client import NexusClient, connect
 from nexus.errors import (
     AuthenticationError,
+    AuthzLimitExceededError,
     ConflictError,
     DeploymentMismatchError,
     DirectoryNotEmptyError,
@@ -38,6 +39,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "AuthenticationError",
+    "AuthzLimitExceededError",
     "ConflictError",
     "DeploymentMismatchError",
     "DirectoryNotEmptyError",

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationError",
+    "AuthzLimitExceededError",
     "ConflictError",
     "DeploymentMismatchError",
     "DirectoryNotEmptyError",
@@ -104,6 +105,14 @@ class LimitExceededError(InvalidArgumentError):
     unbounded. ``limit`` names the limit (see docs/http-api.md, "Limits")."""
 
     code = "limit_exceeded"
+    http_status = 422
+
+
+class AuthzLimitExceededError(LimitExceededError):
+    """A permission check needed more evaluation steps, tuple reads or depth than one
+    check may use; it is denied (fail closed), never left running."""
+
+    code = "authz_limit_exceeded"
     http_status = 422
 
 
@@ -235,6 +244,7 @@ _BY_CODE: dict[str, type[NexusError]] = {
         InvalidArgumentError,
         RangeNotSatisfiableError,
         LimitExceededError,
+        AuthzLimitExceededError,
         RequestTimeoutError,
         NexusFileNotFoundError,
         NexusFileExistsError,

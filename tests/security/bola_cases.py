@@ -37,6 +37,7 @@ from nexus.authz import default_model_text
 from .bola_world import (
     ALIAS_BRIEF,
     ALIAS_DIR,
+    AUTHENTICATED,
     BETA_DOC,
     BETA_SHARED,
     BRIEF,
@@ -279,8 +280,11 @@ def _files() -> list[Case]:
                            check=_is(False)))
         else:
             cases.append(v("exists", variant, build, allow, check=_is(True)))
+    # The key is checked before the body is read, so only a caller with a key learns
+    # that the method streams.
     cases.append(v("open_read", "shared file (streams: GET /api/fs/content)",
-                   lambda w, r: {"path": DOC}, NOBODY, fixed=400))
+                   lambda w, r: {"path": DOC}, NOBODY,
+                   status={role: 400 for role in AUTHENTICATED}))
     cases += [
         v("list", "shared", lambda w, r: {"path": SHARED}, MEMBERS,
           check=_entries_within(SHARED)),

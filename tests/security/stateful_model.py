@@ -13,7 +13,8 @@ operations the fuzz drives:
   path or an ancestor, and nothing resolves out of a suspended tenant;
 - share aliases ``/tenants/<t>/shared/from-<s>/<name>[/rest]`` resolve for read, stat,
   exists and write (never for delete or list), the alias directory itself is virtual;
-  both only for members of ``<t>`` or ``<s>`` — ``service/share_alias.py`` and ``files.py``;
+  both only for members of ``<t>`` (or, for an alias of a file, of ``<s>``) —
+  ``service/share_alias.py`` and ``files.py``;
 - deleting a file drops every tuple on it and, if there were any, ends its share records.
 """
 
@@ -228,13 +229,14 @@ class Model:
                 if s.target == target and not s.revoked
                 and (source is None or s.source == source)]
 
-    def sees_aliases(self, actor: Actor | None, path: str) -> bool:
+    def sees_aliases(self, actor: Actor | None, path: str, directory: bool = False) -> bool:
         """``FileService._may_see_aliases``: aliases resolve only for the system
-        administrator and members of the alias's or the source's tenant; for anyone else
-        an alias-shaped path is an ordinary path of the target tenant."""
+        administrator and members of the alias's or (for an alias of a file) the
+        source's tenant; for anyone else an alias-shaped path is an ordinary path."""
         parsed = self.alias_parts(path)
-        return parsed is not None and (actor is None or actor.is_admin
-                                       or actor.tenant in parsed[:2])
+        return parsed is not None and (
+            actor is None or actor.is_admin
+            or actor.tenant in (parsed[:1] if directory else parsed[:2]))
 
     def resolve(self, path: str, actor: Actor | None = None) -> str:
         """``ShareAliases.resolve`` as ``actor`` sees it (None: someone who sees aliases)."""
@@ -251,7 +253,7 @@ class Model:
     def alias_directory(self, path: str, actor: Actor | None = None
                         ) -> tuple[str, list[Share]] | None:
         parsed = self.alias_parts(path)
-        if parsed is None or parsed[2] or not self.sees_aliases(actor, path):
+        if parsed is None or parsed[2] or not self.sees_aliases(actor, path, directory=True):
             return None
         return parsed[0], self.active_shares(parsed[0], parsed[1])
 
@@ -419,6 +421,8 @@ class Model:
             return err(InvalidArgumentError), None
         if not self.can(actor, "owner", path):
             return err(NexusPermissionError), None
+        if not self.exists(path):
+            return err(NexusFileNotFoundError), None
         key = (path, permission, target)
         if key not in self.share_tuples:
             self.share_tuples[key] = next(self._gen)

@@ -8,8 +8,13 @@ on the rewrite node (one ``match``), recursing into usersets, computed relations
   userset); a request for ``user:*`` itself matches only wildcard tuples;
 - tuples that the current model no longer allows (type restriction removed) are ignored;
 - a cycle (re-entering an object#relation that is being evaluated) yields ``False`` for
-  that branch and the results that depended on it are not memoised;
-- exceeding ``max_depth`` or ``max_reads`` raises (fail closed), but an ``or`` that is
+  that branch. ``True`` is always memoised (cutting a cycle only removes grants, and a
+  ``but not`` over a cut-short subtract denies); ``False`` is memoised when every cycle it
+  met led back to the key itself or deeper (least fixpoint), never when it depended on a
+  key still in progress further up;
+- every rewrite node evaluated and every userset or tupleset expansion costs one step of
+  ``max_steps``; with ``max_depth`` and ``max_reads`` it bounds one check, and exceeding
+  any of them raises :class:`AuthzLimitExceeded` (fail closed), but an ``or`` that is
   granted by another branch still grants, and an ``and`` that another branch denies
   still denies — as OpenFGA's concurrent union and intersection behave.
 """
@@ -45,6 +50,7 @@ __all__ = [
 ]
 
 _Key = tuple[str, str, str]  # (object_type, object_id, relation)
+_NO_CYCLE = 1 << 62  # "no cycle met": above any stack position
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +74,12 @@ class Checker:
     """
 
     def __init__(self, model: AuthzModel, reader: TupleReader, *, max_depth: int = 25,
-                 max_reads: int = 100_000) -> None:
+                 max_reads: int = 100_000, max_steps: int = 20_000) -> None:
         self.model = model
         self.reader = reader
         self.max_depth = max_depth
         self.max_reads = max_reads
+        self.max_steps = max_steps
         # Flattened once so the hot path does one dict lookup per dispatch.
         self._rewrites: dict[tuple[str, str], Rewrite] = {
             (t.name, r.name): r.rewrite for t in model.types.values()
@@ -106,7 +113,7 @@ class Checker:
             ev = evaluations.get(subject)
             if ev is None:
                 ev = evaluations[subject] = _Evaluation(self, subject)
-            ev.reads = 0  # the read budget applies per request, not per batch
+            ev.reads = ev.steps = 0  # budgets apply per request, not per batch
             results.append(ev.check(r.object_type, r.object_id, r.relation, 0))
         return results
 
@@ -136,7 +143,7 @@ class Checker:
                                             object_type, relation, _ReadBudget(self.max_reads))
         found = set()
         for object_id in set(candidates):
-            ev.reads = 0
+            ev.reads = ev.steps = 0
             if ev.check(object_type, object_id, relation, 0):
                 found.add(object_id)
         return sorted(found)
@@ -220,7 +227,7 @@ class _Evaluation:
     """The state of resolving questions for one subject: memo, in-progress set, budgets."""
 
     __slots__ = ("checker", "rewrites", "reader", "st", "sid", "srel", "memo", "active",
-                 "cycles", "reads", "max_depth", "max_reads")
+                 "cycles", "floor", "reads", "steps", "max_depth", "max_reads", "max_steps")
 
     def __init__(self, checker: Checker, subject: Subject) -> None:
         self.checker = checker
@@ -228,11 +235,24 @@ class _Evaluation:
         self.reader = checker.reader
         self.st, self.sid, self.srel = subject.type, subject.id, subject.relation
         self.memo: dict[_Key, bool] = {}
-        self.active: set[_Key] = set()
+        # key -> its position on the evaluation stack; ``floor`` is the lowest position a
+        # cycle has re-entered since it was last reset (see ``check``).
+        self.active: dict[_Key, int] = {}
         self.cycles = 0
+        self.floor = _NO_CYCLE
         self.reads = 0
+        self.steps = 0
         self.max_depth = checker.max_depth
         self.max_reads = checker.max_reads
+        self.max_steps = checker.max_steps
+
+    def step(self, n: int = 1) -> None:
+        # Counting work, not just reads, is what bounds fan-out over cycles: a model can
+        # make a check exponential while reading few tuples.
+        self.steps += n
+        if self.steps > self.max_steps:
+            raise AuthzLimitExceeded(f"authorization check needed more than {self.max_steps} "
+                                     "evaluation steps; denied", limit="max_steps")
 
     def count_reads(self, n: int) -> None:
         self.reads += n
@@ -250,23 +270,32 @@ class _Evaluation:
         rewrite = self.rewrites.get((ot, rel))
         if rewrite is None:  # e.g. a stored userset whose relation the model dropped
             return False
-        if key in self.active:
+        position = self.active.get(key)
+        if position is not None:
             self.cycles += 1
+            self.floor = min(self.floor, position)
             return False
         if depth > self.max_depth:
             raise AuthzDepthExceeded(f"authorization check exceeded the resolution depth "
                                      f"of {self.max_depth}; denied", depth=self.max_depth)
-        cycles = self.cycles
-        self.active.add(key)
+        self.step()
+        outer_floor = self.floor
+        self.floor = _NO_CYCLE
+        position = len(self.active)
+        self.active[key] = position
         try:
             result = self.rewrite(ot, oid, rel, rewrite, depth)
         finally:
-            self.active.discard(key)
-        if self.cycles == cycles:  # never memoise a result cut short by a cycle
+            del self.active[key]
+            floor = self.floor
+            # Cycles back to this key are settled now; ones to keys above it are not.
+            self.floor = min(outer_floor, floor if floor < position else _NO_CYCLE)
+        if result or floor >= position:
             self.memo[key] = result
         return result
 
     def rewrite(self, ot: str, oid: str, rel: str, node: Rewrite, depth: int) -> bool:
+        self.step()
         match node:
             case This():
                 return self.direct(ot, oid, rel, node.allowed, depth)
@@ -329,6 +358,7 @@ class _Evaluation:
                 usersets.append(t)
         error: AuthzLimitExceeded | None = None
         for t in usersets:
+            self.step()
             try:
                 if self.check(t.subject_type, t.subject_id, t.subject_relation or "",
                               depth + 1):
@@ -351,6 +381,7 @@ class _Evaluation:
             if (t.subject_relation is not None or t.subject_id == WILDCARD
                     or (t.subject_type, None) not in ts_rewrite.allowed):
                 continue
+            self.step()
             try:
                 if self.check(t.subject_type, t.subject_id, computed, depth + 1):
                     return True

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from nexus.errors import InvalidArgumentError
+from nexus.errors import AuthzLimitExceededError
 
 __all__ = ["AuthzDepthExceeded", "AuthzLimitExceeded"]
 
 
-class AuthzLimitExceeded(InvalidArgumentError):
+class AuthzLimitExceeded(AuthzLimitExceededError):
     """A request needed more work than the checker allows; it is denied (fail closed)."""
 
 

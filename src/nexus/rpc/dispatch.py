@@ -7,13 +7,12 @@ and a wrong or missing parameter is an :class:`InvalidArgumentError`, never a cr
 
 from __future__ import annotations
 
-import functools
-import inspect
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from nexus.errors import InvalidArgumentError
+from nexus.rpc.params import checker_for
 
 if TYPE_CHECKING:
     from nexus.service import NexusService
@@ -96,17 +95,9 @@ def dispatch(service: NexusService, principal: Principal, method: str,
     area, name = spec.target.split(".")
     handler = getattr(getattr(service, area), name)
     kwargs = dict(params or {})
-    try:
-        _signature(handler.__func__).bind(None, principal, **kwargs)
-    except TypeError as exc:
-        raise InvalidArgumentError(f"{method}: {exc}", method=method) from None
+    checker_for(method, handler.__func__).check(kwargs, principal)
     service.admit(principal)
     return handler(principal, **kwargs)
-
-
-@functools.cache
-def _signature(function: Any) -> inspect.Signature:
-    return inspect.signature(function)
 
 
 def to_plain(value: Any) -> Any:

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from nexus.errors import InvalidArgumentError, NexusError
+from nexus.errors import InvalidArgumentError
 from nexus.rpc import METHODS, decode_value, dispatch, encode_value, to_plain
 from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.responses import (
@@ -21,11 +21,16 @@ from nexus.server.responses import (
 
 if TYPE_CHECKING:
     from nexus.service import NexusService
+    from nexus.types import Principal
 
-__all__ = ["MAX_RPC_BODY", "rpc_endpoint"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_RPC_BODY", "PREAUTH_BODY", "rpc_endpoint"]
 
 #: JSON bodies carry small payloads only; large content uses /api/fs/content.
 MAX_RPC_BODY = 64 * 1024 * 1024
+
+#: No method's parameters nest this deep; a bound keeps deep input a 400, never a
+#: RecursionError in the decoder or in the value decoding that follows it.
+MAX_JSON_DEPTH = 64
 
 
 class BodyTooLarge(InvalidArgumentError):
@@ -48,9 +53,41 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _call(service: NexusService, api_key: str | None, method: str, params: Any) -> Any:
-    # Authentication and the call share one worker thread: one hop off the event loop.
-    principal = authenticate(service, api_key)
+def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    # Iterative, so the check itself cannot overflow the stack.
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+#: A body up to this size is read before its key is checked, so the key check and the
+#: call share one worker-thread hop; a larger (or undeclared) one only after the check.
+PREAUTH_BODY = 64 * 1024
+
+
+def _declared_small(request: Request) -> bool:
+    declared = request.headers.get("content-length")
+    return declared is not None and declared.isascii() and declared.isdigit() \
+        and int(declared) <= PREAUTH_BODY
+
+
+def _call(service: NexusService, principal: Principal | None, api_key: str | None,
+          method: str, params: Any) -> Any:
+    if principal is None:
+        principal = authenticate(service, api_key)
+    spec = METHODS.get(method)
+    if spec is not None and spec.streaming:
+        raise InvalidArgumentError(f"{method} streams content: use GET /api/fs/content")
     return encode_value(to_plain(dispatch(service, principal, method, decode_value(params))))
 
 
@@ -58,15 +95,25 @@ async def rpc_endpoint(request: Request) -> JSONResponse:
     """Call ``method`` with the envelope's ``params`` as the key's principal."""
     method = request.path_params["method"]
     service: NexusService = request.app.state.service
+    api_key = bearer_token(request)
+    # The key is checked before a large body is read: an anonymous caller costs at most
+    # PREAUTH_BODY bytes of buffer, and a small call still pays one thread hop, not two.
+    principal: Principal | None = None
+    small = _declared_small(request)
     try:
-        body = await read_limited(request, MAX_RPC_BODY)
-    except NexusError as exc:
+        if not small:
+            principal = await run_in_threadpool(authenticate, service, api_key)
+        body = await read_limited(request, PREAUTH_BODY if small else MAX_RPC_BODY)
+    except Exception as exc:  # noqa: BLE001 - every error becomes a response
         return error_response(exc)
     try:
         envelope = json.loads(body) if body else {}
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return error_response(InvalidArgumentError("malformed JSON body"),
                               rpc_code=JSONRPC_PARSE_ERROR)
+    if _too_deep(envelope):
+        return error_response(InvalidArgumentError(
+            f"JSON nested deeper than {MAX_JSON_DEPTH} levels"), rpc_code=JSONRPC_PARSE_ERROR)
     if not isinstance(envelope, dict):
         return error_response(InvalidArgumentError("the body must be a JSON-RPC object"),
                               rpc_code=JSONRPC_INVALID_REQUEST)
@@ -77,13 +124,8 @@ async def rpc_endpoint(request: Request) -> JSONResponse:
     if not isinstance(params, dict):
         return error_response(InvalidArgumentError("params must be an object"), request_id,
                               rpc_code=JSONRPC_INVALID_REQUEST)
-    spec = METHODS.get(method)
-    if spec is not None and spec.streaming:
-        return error_response(InvalidArgumentError(
-            f"{method} streams content: use GET /api/fs/content"), request_id)
-    api_key = bearer_token(request)
     try:
-        result = await run_in_threadpool(_call, service, api_key, method, params)
+        result = await run_in_threadpool(_call, service, principal, api_key, method, params)
     except Exception as exc:  # noqa: BLE001 - every error becomes a response
         return error_response(exc, request_id)
     return result_response(result, request_id)

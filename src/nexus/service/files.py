@@ -310,7 +310,7 @@ class FileService:
         """One page of the entries below ``path`` that the principal may read."""
         path = paths.normalize(path)
         aliases = self._aliases.alias_directory(path) if self._may_see_aliases(
-            principal, path) else None
+            principal, path, directory=True) else None
         if aliases is not None and not self._exists_row(path):
             return self._list_aliases(principal, path, *aliases)
         self._gate.require(principal, Action.READ, path)
@@ -474,15 +474,19 @@ class FileService:
         self._gate.require(principal, action, resolved, shown=path)
         return resolved
 
-    def _may_see_aliases(self, principal: Principal, path: str) -> bool:
+    def _may_see_aliases(self, principal: Principal, path: str, *,
+                         directory: bool = False) -> bool:
+        # An alias directory is a view of the target's namespace: its members only. An
+        # alias of a file also resolves for the source's members, who name their own file.
         tenants = alias_tenants(path)
-        return tenants is not None and any(self._gate.may_act_in(principal, t)
-                                           for t in tenants)
+        if tenants is None:
+            return False
+        return any(self._gate.may_act_in(principal, t)
+                   for t in (tenants[:1] if directory else tenants))
 
     def _alias_directory(self, principal: Principal, path: str) -> FileInfo | None:
-        """The virtual ``from-<source>`` directory, for members of its or the source's
-        tenant (the entries are filtered by what the caller may read)."""
-        if not self._may_see_aliases(principal, path):
+        """The virtual ``from-<source>`` directory, for members of its tenant."""
+        if not self._may_see_aliases(principal, path, directory=True):
             return None
         aliases = self._aliases.alias_directory(path)
         if aliases is None or self._exists_row(path) or not aliases[1]:

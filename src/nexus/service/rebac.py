@@ -25,7 +25,12 @@ from sqlalchemy import Connection
 
 from nexus import paths
 from nexus.authz import RelationTuple, default_model_text, parse_model
-from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
+from nexus.errors import (
+    InvalidArgumentError,
+    LimitExceededError,
+    NexusFileNotFoundError,
+    NexusPermissionError,
+)
 from nexus.service import incarnations
 from nexus.service.access import AccessGate, Action
 from nexus.service.audit import AuditLog
@@ -38,6 +43,8 @@ from nexus.types import Principal, parse_timestamp
 __all__ = ["RebacService", "Ref", "parse_ref", "parse_subject"]
 
 Ref = tuple[str, str, str | None]
+# Items one rebac_check_batch may carry (docs/http-api.md, "Limits").
+MAX_BATCH_ITEMS = 1_000
 _ID = re.compile(r"[A-Za-z0-9._@+=:-]{1,255}")
 _TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _MEMBERSHIP_TYPES = frozenset({"group", "tenant"})
@@ -289,15 +296,22 @@ class RebacService:
         """:meth:`rebac_check` for each ``(subject, permission, object)``, in order."""
         if not isinstance(checks, list | tuple):
             raise InvalidArgumentError("checks must be a list of (subject, permission, object)")
-        results = []
-        for item in checks:
+        if len(checks) > MAX_BATCH_ITEMS:  # one call must not cost unbounded work
+            raise LimitExceededError(f"at most {MAX_BATCH_ITEMS} checks per batch",
+                                     limit=MAX_BATCH_ITEMS)
+        parsed = []
+        for item in checks:  # validate and authorise every item before any work
             if not isinstance(item, list | tuple) or len(item) != 3:
                 raise InvalidArgumentError("each check is (subject, permission, object)")
             subj, permission, obj = parse_subject(item[0]), item[1], parse_ref(item[2],
                                                                                       "object")
             tenant = self._object_tenant(principal, obj, tenant_id)
+            parsed.append((subj, permission, obj, tenant))
+        for tenant in {p[3] for p in parsed}:
             self._wait_for(tenant, at_least)
-            with self._db.read() as conn:
+        results = []
+        with self._db.read() as conn:  # one connection for the whole call, not per item
+            for subj, permission, obj, tenant in parsed:
                 encoded = incarnations.encode_refs(TenantRepository(conn).incarnation, obj,
                                                    subj)
                 if encoded is None:
