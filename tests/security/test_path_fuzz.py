@@ -27,7 +27,9 @@ The requests go through the real ASGI app (``nexus.server.create_app``) with
 ``httpx.AsyncClient(transport=httpx.ASGITransport(app))`` — Starlette's ``TestClient``
 minus its per-request thread hop, which would triple the run time (≈ 2.5 ms vs 0.8 ms
 per request); the export/import phase uses ``TestClient`` itself. SQLite runs the whole
-corpus; PostgreSQL every 10th entry.
+corpus, in two halves (even entries here, odd ones in ``test_path_fuzz_odd.py``: two
+modules, so ``--dist loadscope`` runs them on two workers at once); PostgreSQL every 10th
+entry.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ PG_STRIDE = 10
 #: Every n-th entry on SQLite (1: all); for quick local runs only.
 CONCURRENCY = int(os.environ.get("NEXUS_PATH_FUZZ_CONCURRENCY", "4"))
 SQLITE_STRIDE = int(os.environ.get("NEXUS_PATH_FUZZ_STRIDE", "1"))
+#: The SQLite corpus is swept in this many halves, one per module (see the docstring).
+SQLITE_SHARDS = 2
+#: Which SQLite half this module sweeps; test_path_fuzz_odd.py sets 1.
+SQLITE_SHARD = 0
 
 #: Names of the parameters that carry a path into a service method.
 PATH_PARAMETERS = frozenset({"path", "src", "dst", "object", "checks", "archive"})
@@ -217,6 +223,7 @@ class Sweep:
 @dataclass
 class World:
     backend: str
+    shard: int
     service: NexusService
     app: Any
     alice_key: str
@@ -256,11 +263,14 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def world(request: pytest.FixtureRequest, scratch: Path) -> Iterator[World]:
-    backend = request.param
+    yield from open_world(request, scratch, request.param)
+
+
+def open_world(request: pytest.FixtureRequest, scratch: Path, backend: str) -> Iterator[World]:
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     if url is not None:
         truncate_all(url)
-    built = build_world(backend, scratch / backend, url)
+    built = build_world(backend, scratch / backend, url, request.module.SQLITE_SHARD)
     try:
         yield built
     finally:
@@ -269,7 +279,7 @@ def world(request: pytest.FixtureRequest, scratch: Path) -> Iterator[World]:
             truncate_all(url)
 
 
-def build_world(backend: str, data_dir: Path, url: str | None) -> World:
+def build_world(backend: str, data_dir: Path, url: str | None, shard: int = 0) -> World:
     """Tenants acme, beta and gamma; alice owns acme, dave beta; a few files in beta."""
     service = bootstrap(Settings(data_dir=data_dir, database_url=url))
     service.tenants._limiter = Unlimited()  # noqa: SLF001 - see Unlimited
@@ -282,7 +292,7 @@ def build_world(backend: str, data_dir: Path, url: str | None) -> World:
     service.files.write(ROOT, SRC, SRC_DATA)
     alice = service.keys.admin_create_key(ROOT, "alice", "fuzz", tenant_id="acme")["api_key"]
     admin = service.keys.admin_create_key(ROOT, "root", "fuzz admin", is_admin=True)["api_key"]
-    return World(backend, service, create_app(service=service), alice, admin,
+    return World(backend, shard, service, create_app(service=service), alice, admin,
                  _snapshot(service))
 
 
@@ -290,8 +300,7 @@ def build_world(backend: str, data_dir: Path, url: str | None) -> World:
 def swept(world: World) -> World:
     """Runs the sweep once per backend; the tests below judge its results."""
     if world.sweep is None:
-        entries = list(enumerate(CORPUS))
-        entries = entries[::PG_STRIDE if world.backend == "postgresql" else SQLITE_STRIDE]
+        entries = _entries(world)
         started = time.perf_counter()
         with pytest.MonkeyPatch.context() as patch:
             # httpx's ASGITransport tries `import sniffio` on every request (to detect
@@ -300,6 +309,13 @@ def swept(world: World) -> World:
             world.sweep = asyncio.run(_sweep(world, entries))
         world.sweep.seconds = time.perf_counter() - started
     return world
+
+
+def _entries(world: World) -> list[tuple[int, Hostile]]:
+    entries = list(enumerate(CORPUS))
+    if world.backend == "postgresql":
+        return entries[::PG_STRIDE]
+    return entries[::SQLITE_STRIDE][world.shard::SQLITE_SHARDS]
 
 
 # -- the sweep -------------------------------------------------------------------------
@@ -542,10 +558,10 @@ def test_every_hostile_path_through_every_method(swept: World,
                                                  stress_report: Callable[[str], None]) -> None:
     sweep = swept.sweep
     assert sweep is not None
-    expected_entries = len(CORPUS[::SQLITE_STRIDE if swept.backend == "sqlite" else PG_STRIDE])
-    assert sweep.entries == expected_entries
+    assert sweep.entries == len(_entries(swept))
+    half = f" half {swept.shard + 1}/{SQLITE_SHARDS}" if swept.backend == "sqlite" else ""
     stress_report(
-        f"path fuzz [{sweep.backend}]: {sweep.entries} hostile paths, {sweep.cells} cells "
+        f"path fuzz [{sweep.backend}{half}]: {sweep.entries} hostile paths, {sweep.cells} cells "
         f"({sweep.skipped_cells} skipped: no URL can carry a lone surrogate), "
         f"{sweep.requests} requests in {sweep.seconds:.1f}s; outcomes "
         f"{dict(sweep.outcomes)}; statuses {dict(sorted(sweep.statuses.items()))}; "
