@@ -108,6 +108,12 @@ def test_the_schema_describes_every_operation(fuzz_world: dict[str, Any]) -> Non
         assert "default" in operation["responses"], name
     write = paths["/api/nfs/write"]["post"]["requestBody"]["content"]["application/json"]
     assert write["schema"]["properties"]["params"]["required"] == ["path", "data"]
+    # The bounds the edge enforces are the ones the document states (so the negative
+    # examples include over-long strings and wrong types for every parameter).
+    audit = paths["/api/nfs/audit_query"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]["params"]["properties"]
+    assert audit["tenant_id"]["type"] == "string" and audit["tenant_id"]["maxLength"] == 4096
+    assert {"type": "integer"} in audit["limit"].get("anyOf", [audit["limit"]])
     assert {p["name"] for p in paths["/api/fs/content"]["get"]["parameters"]} >= {"path"}
     assert paths["/api/fs/content"]["put"]["requestBody"]["content"]
     codes = document["components"]["schemas"]["RpcError"]["properties"]["error"][

@@ -141,6 +141,10 @@ class ParamChecker:
         except TypeError as exc:
             raise InvalidArgumentError(f"{self.method}: {exc}", method=self.method) from None
 
+    def max_string(self, name: str) -> int:
+        """The longest string ``name`` may be."""
+        return _max_string(name, self.limits)
+
     def json_schema(self, name: str) -> dict[str, Any]:
         """The JSON schema of one parameter (``{}`` where anything goes)."""
         adapter = self.adapters.get(name)

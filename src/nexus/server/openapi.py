@@ -3,7 +3,8 @@
 FastAPI alone can describe none of the API: every endpoint reads its own raw request.
 So the document is built here from the same sources the server dispatches with — the RPC
 table (``nexus.rpc.METHODS``, one ``POST /api/nfs/<method>`` operation per method, its
-``params`` object derived from the service method's signature) and the error table
+``params`` object the schemas of the edge's own parameter checkers, ``rpc/params.py``) and
+the error table
 (``nexus.errors``) — and cannot drift from what the server does.
 """
 
@@ -18,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 
 import nexus.errors
 from nexus.rpc import METHODS
+from nexus.rpc.params import ParamChecker, checker_for
 
 __all__ = ["install_openapi", "openapi_document"]
 
@@ -70,6 +72,23 @@ def _schema_of(annotation: Any) -> dict[str, Any]:
     if any(s == {} for s in schemas):
         return {}
     return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+
+
+def _param_schema(checker: ParamChecker, parameter: inspect.Parameter) -> dict[str, Any]:
+    """The schema the edge validates ``parameter`` against (``rpc/params.py``), with its
+    string bound: the document states exactly what a request must satisfy."""
+    schema = _schema_of(parameter.annotation)
+    if schema == _REF["Bytes"]:
+        return schema  # bytes travel as {"__bytes__": base64}, decoded before the check
+    schema = checker.json_schema(parameter.name) or schema
+    longest = checker.max_string(parameter.name)
+
+    def bounded(option: dict[str, Any]) -> dict[str, Any]:
+        return {**option, "maxLength": longest} if option.get("type") == "string" else option
+
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [bounded(option) for option in schema["anyOf"]]}
+    return bounded(schema)
 
 
 def _error_codes() -> list[str]:
@@ -128,6 +147,7 @@ def _rpc_operation(name: str) -> dict[str, Any]:
     area, attr = METHODS[name].target.split(".")
     method = getattr(typing.get_type_hints(NexusService)[area], attr)
     signature = inspect.signature(method)
+    checker = checker_for(name, method)
     properties: dict[str, Any] = {}
     required: list[str] = []
     extra = False
@@ -135,7 +155,7 @@ def _rpc_operation(name: str) -> dict[str, Any]:
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
             extra = True
             continue
-        properties[parameter.name] = _schema_of(parameter.annotation)
+        properties[parameter.name] = _param_schema(checker, parameter)
         if parameter.default is inspect.Parameter.empty:
             required.append(parameter.name)
     params = {"type": "object", "properties": properties, "additionalProperties": extra}
