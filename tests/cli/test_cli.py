@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from nexus import __version__ as nexus_version_text
 from tests.serving import NEXUS, NexusProcess, free_port
 
 THROUGHPUT = re.compile(r"\d+(\.\d+)? [kMGT]?B/s")  # Rich's speed column: "52.3 MB/s"
@@ -239,6 +240,11 @@ def test_help_reads_as_documentation(live: Live) -> None:
         assert command in tenants
     put = nexus(live, "fs", "put", "--help").stdout
     assert "--progress" in put and "NEXUS_URL" in put and "--profile" in put
+    # A flag takes no value, so its help shows none ("--help <bool>" read as if it did).
+    for text in (top, tenants, put, nexus(live, "serve", "--help").stdout):
+        assert "<bool>" not in text
+    version = nexus(live, "--version")
+    assert version.returncode == 0 and version.stdout.strip() == nexus_version_text
 
 
 def test_no_key_reaches_the_server_log(live: Live) -> None:

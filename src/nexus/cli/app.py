@@ -36,6 +36,21 @@ app = typer.Typer(
 
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(nexus.__version__, highlight=False)
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the Nexus version and exit.")] = False,
+) -> None:
+    """Nexus: a multi-tenant file server with ReBAC permissions, quotas and audit."""
+
+
 class LogFormatChoice(StrEnum):
     text = "text"
     json = "json"
@@ -98,6 +113,25 @@ def serve(
         help="Comma-separated addresses or networks of the reverse proxies whose "
              "X-Forwarded-For / X-Forwarded-Proto to believe ('*': any). Default: none, "
              "the client is the TCP peer.")] = "",
+    body_idle_timeout: Annotated[float | None, typer.Option(
+        "--body-idle-timeout", envvar="NEXUS_BODY_IDLE_TIMEOUT",
+        help="Seconds a request body may bring no byte before it ends with 408 "
+             "[default: 30].")] = None,
+    body_min_rate: Annotated[float | None, typer.Option(
+        "--body-min-rate", envvar="NEXUS_BODY_MIN_RATE",
+        help="Bytes per second a request body must average after its first "
+             "--body-idle-timeout seconds, else 408; 0: no rate rule [default: 1024].")] = None,
+    streams_per_tenant: Annotated[int | None, typer.Option(
+        "--streams-per-tenant", envvar="NEXUS_STREAMS_PER_TENANT",
+        help="Uploads, downloads and large RPC bodies one tenant may have open at once; "
+             "more get 429 with Retry-After [default: 8].")] = None,
+    streams_total: Annotated[int | None, typer.Option(
+        "--streams-total", envvar="NEXUS_STREAMS_TOTAL",
+        help="The same for all tenants together; must be below --worker-threads "
+             "[default: 32].")] = None,
+    worker_threads: Annotated[int | None, typer.Option(
+        "--worker-threads", envvar="NEXUS_WORKER_THREADS",
+        help="Threads that run requests [default: 40].")] = None,
 ) -> None:
     """Run the Nexus server. The first start prints the administrator's API key once and
     saves it in <data-dir>/admin.key (mode 0600)."""
@@ -105,7 +139,12 @@ def serve(
     from nexus.settings import Settings
 
     with exit_on_error():
-        settings = Settings.load({"data_dir": data_dir, "database_url": database_url})
+        settings = Settings.load({"data_dir": data_dir, "database_url": database_url,
+                                  "body_idle_timeout": body_idle_timeout,
+                                  "body_min_rate": body_min_rate,
+                                  "streams_per_tenant": streams_per_tenant,
+                                  "streams_total": streams_total,
+                                  "worker_threads": worker_threads})
         run_server(settings, host=host, port=port, log_level=log_level.value,
                    log_format=log_format.value, metrics_host=metrics_host,
                    metrics_port=metrics_port,
@@ -243,14 +282,20 @@ def demo(
 def main() -> None:
     """Console-script entry point."""
     command = typer.main.get_command(app)
-    _one_line_summaries(command)
+    _tidy_help(command)
     command()
 
 
-def _one_line_summaries(command: click.Command) -> None:
+def _tidy_help(command: click.Command) -> None:
     # Command lists show a docstring's first paragraph with its hard line breaks; join
     # them so the list reads as prose at any terminal width.
     for sub in getattr(command, "commands", {}).values():
         if sub.help and not sub.short_help:
             sub.short_help = " ".join(inspect.cleandoc(sub.help).split("\n\n")[0].split())
-        _one_line_summaries(sub)
+        _tidy_help(sub)
+    # Typer shows every option's type, so a flag reads "--help <bool>" as if it took a
+    # value; a flag takes none, so it shows none.
+    help_option = command.get_help_option(typer.Context(command))
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
