@@ -82,13 +82,14 @@ def test_cli_admin_create_key(tmp_path: Path) -> None:
     # A maintenance command never creates a deployment (tests/cli/test_deployment.py):
     # the embedded engine, like `nexus serve`, makes this one first.
     nexus.connect(config={"data_dir": str(data)}).close()
-    made = subprocess.run([*NEXUS, "admin", "create-key", "--user-id", "ops", "--admin"],
+    made = subprocess.run([*NEXUS, "admin", "create-key", "--user", "ops", "--admin"],
                           capture_output=True, text=True, env=env, timeout=60)
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     assert key.startswith("nx_")
     client = nexus.connect(config={"data_dir": str(data), "api_key": key})
     client.mkdir("/tenants/acme")
+    # The old spellings (--user-id, --tenant-id) are kept as aliases.
     refused = subprocess.run([*NEXUS, "admin", "create-key", "--user-id", "x",
                               "--tenant-id", "nope"], capture_output=True, text=True,
                              env=env, timeout=60)

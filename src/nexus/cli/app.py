@@ -165,9 +165,11 @@ app.add_typer(rebac_app, name="rebac")
 
 @admin_app.command("create-key")
 def create_key(
-    user_id: Annotated[str, typer.Option(help="User the key acts as.")],
+    # --user/--tenant as in `nexus keys create`; --user-id/--tenant-id still work.
+    user_id: Annotated[str, typer.Option("--user", "--user-id", help="User the key acts as.")],
     name: Annotated[str, typer.Option(help="A label for the key.")] = "operator key",
-    tenant_id: Annotated[str | None, typer.Option(help="Tenant of the user.")] = None,
+    tenant_id: Annotated[str | None, typer.Option(
+        "--tenant", "--tenant-id", help="Tenant of the user.")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="A system administrator key.")] = False,
     expires_at: Annotated[str | None, typer.Option(help="ISO-8601 expiry.")] = None,
     data_dir: DataDir = Path("nexus-data"),
