@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nexus.errors import InvalidArgumentError
+
 __all__ = ["Settings"]
 
 
@@ -26,6 +28,33 @@ class Settings:
     blob_url: str | None = None
     #: Deployment secret API keys are hashed under; ``None``: ``<data_dir>/deployment.secret``.
     secret: str | None = None
+    #: Serving budgets (docs/http-api.md, "Serving"). A request body that brings no byte
+    #: for this many seconds ends with 408 ``request_timeout``.
+    body_idle_timeout: float = 30.0
+    #: ... and one that averages fewer bytes per second than this after its first
+    #: ``body_idle_timeout`` seconds (0: no rate rule, only the idle one).
+    body_min_rate: float = 1024.0
+    #: Streaming requests (uploads, downloads, large JSON-RPC bodies) one tenant may have
+    #: open at once in one process; the next one is a 429 with ``Retry-After``.
+    streams_per_tenant: int = 8
+    #: Streaming requests of all tenants together; below ``worker_threads`` so that
+    #: ``/health``, small calls and other tenants always find a thread.
+    streams_total: int = 32
+    #: Worker threads that run the (synchronous) engine for requests.
+    worker_threads: int = 40
+
+    def __post_init__(self) -> None:
+        if not self.body_idle_timeout > 0:
+            raise InvalidArgumentError("body idle timeout must be more than 0 seconds")
+        if not self.body_min_rate >= 0:
+            raise InvalidArgumentError("body minimum rate must be 0 or more bytes per second")
+        if self.streams_per_tenant < 1 or self.streams_total < 1:
+            raise InvalidArgumentError("stream caps must be at least 1")
+        if self.streams_total >= self.worker_threads:
+            raise InvalidArgumentError(
+                f"the stream cap ({self.streams_total}) must be below the number of worker "
+                f"threads ({self.worker_threads}): an upload holds a thread while it "
+                "streams, and other requests need some")
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,
@@ -39,11 +68,31 @@ class Settings:
             database_url=given.get("database_url") or env.get("NEXUS_DATABASE_URL") or None,
             blob_url=given.get("blob_url") or env.get("NEXUS_BLOB_URL") or None,
             secret=given.get("secret") or env.get("NEXUS_SECRET") or None,
+            body_idle_timeout=_number(given, env, "body_idle_timeout", float, 30.0),
+            body_min_rate=_number(given, env, "body_min_rate", float, 1024.0),
+            streams_per_tenant=_number(given, env, "streams_per_tenant", int, 8),
+            streams_total=_number(given, env, "streams_total", int, 32),
+            worker_threads=_number(given, env, "worker_threads", int, 40),
         )
 
     def __repr__(self) -> str:  # never print the secret
         return (f"Settings(data_dir={str(self.data_dir)!r}, database_url="
                 f"{_redact(self.database_url)!r}, blob_url={self.blob_url!r})")
+
+
+def _number(given: Mapping[str, Any], env: Mapping[str, str], name: str,
+            kind: type[int] | type[float], default: float) -> Any:
+    # The override, else NEXUS_<NAME>, else the default; a bad value names its variable.
+    if name in given:
+        return kind(given[name])
+    variable = f"NEXUS_{name.upper()}"
+    raw = env.get(variable)
+    if raw is None or raw.strip() == "":
+        return kind(default)
+    try:
+        return kind(raw.strip())
+    except ValueError:
+        raise InvalidArgumentError(f"{variable} must be a number, not {raw[:40]!r}") from None
 
 
 def _redact(url: str | None) -> str | None:

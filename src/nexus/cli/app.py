@@ -116,22 +116,22 @@ def serve(
     body_idle_timeout: Annotated[float | None, typer.Option(
         "--body-idle-timeout", envvar="NEXUS_BODY_IDLE_TIMEOUT",
         help="Seconds a request body may bring no byte before it ends with 408 "
-             "[default: 30].")] = None,
+             "(default 30).")] = None,
     body_min_rate: Annotated[float | None, typer.Option(
         "--body-min-rate", envvar="NEXUS_BODY_MIN_RATE",
         help="Bytes per second a request body must average after its first "
-             "--body-idle-timeout seconds, else 408; 0: no rate rule [default: 1024].")] = None,
+             "--body-idle-timeout seconds, else 408; 0: no rate rule (default 1024).")] = None,
     streams_per_tenant: Annotated[int | None, typer.Option(
         "--streams-per-tenant", envvar="NEXUS_STREAMS_PER_TENANT",
         help="Uploads, downloads and large RPC bodies one tenant may have open at once; "
-             "more get 429 with Retry-After [default: 8].")] = None,
+             "more get 429 with Retry-After (default 8).")] = None,
     streams_total: Annotated[int | None, typer.Option(
         "--streams-total", envvar="NEXUS_STREAMS_TOTAL",
         help="The same for all tenants together; must be below --worker-threads "
-             "[default: 32].")] = None,
+             "(default 32).")] = None,
     worker_threads: Annotated[int | None, typer.Option(
         "--worker-threads", envvar="NEXUS_WORKER_THREADS",
-        help="Threads that run requests [default: 40].")] = None,
+        help="Threads that run requests (default 40).")] = None,
 ) -> None:
     """Run the Nexus server. The first start prints the administrator's API key once and
     saves it in <data-dir>/admin.key (mode 0600)."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
+import anyio.to_thread
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -15,6 +17,7 @@ from starlette.routing import Route
 
 import nexus
 from nexus.errors import NexusError, NexusPermissionError
+from nexus.server.admission import BodyBudget, StreamAdmission
 from nexus.server.content import download, upload
 from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.metrics import Metrics, MetricsMiddleware
@@ -34,12 +37,17 @@ def create_app(settings: Settings | None = None, *,
 
     Middleware, outermost first: request id and access log, then the router. The
     endpoints authenticate and dispatch through the service layer; they decide nothing.
+    The serving budgets (stream caps, body timeouts, worker threads) are the service's
+    settings.
     """
     owned = service is None
     svc = service if service is not None else bootstrap(settings or Settings.load())
+    limits = settings if settings is not None else svc.settings
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The pool run_in_threadpool draws from; the stream cap is sized below it.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = limits.worker_threads
         yield
         if owned:
             svc.close()
@@ -47,6 +55,13 @@ def create_app(settings: Settings | None = None, *,
     app = FastAPI(title="Nexus", version=nexus.__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.service = svc
+    app.state.admission = StreamAdmission(per_tenant=limits.streams_per_tenant,
+                                          total=limits.streams_total)
+    app.state.body_budget = partial(BodyBudget, idle=limits.body_idle_timeout,
+                                    min_rate=limits.body_min_rate)
+    # /health pings the database on threads of its own: however busy the request pool
+    # is, the liveness probe is answered (and says whether the database is).
+    app.state.health_threads = anyio.CapacityLimiter(2)
     app.add_api_route("/health", health, methods=["GET"], summary="Liveness and version")
     app.add_api_route("/api/nfs/{method}", rpc_endpoint, methods=["POST"],
                       summary="Call an RPC method (JSON-RPC 2.0 envelope)")
@@ -102,7 +117,8 @@ async def health(request: Request) -> JSONResponse:
     """``{"status": "ok", "version": …, "mode": "multi-tenant"}``; 503 if the database is down."""
     service: NexusService = request.app.state.service
     try:
-        await run_in_threadpool(service.db.ping)
+        await anyio.to_thread.run_sync(service.db.ping,
+                                       limiter=request.app.state.health_threads)
     except NexusError as exc:
         return JSONResponse({"status": "unavailable", "version": nexus.__version__,
                              "mode": "multi-tenant", "reason": exc.message}, status_code=503)

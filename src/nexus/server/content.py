@@ -2,29 +2,41 @@
 
 Downloads honour ``Range`` (one range) and return the etag; uploads stream the request
 body straight into the blob store and honour ``If-Match`` / ``If-None-Match: *``.
+
+Both are streams: each holds a slot of :class:`~nexus.server.admission.StreamAdmission`
+from the moment its key is known until its last byte, and an upload's body must keep to
+its :class:`~nexus.server.admission.BodyBudget` (else 408, staged bytes discarded).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from nexus.errors import InvalidArgumentError, RangeNotSatisfiableError
 from nexus.rpc import to_plain
+from nexus.server.admission import (
+    BodyBudget,
+    StreamAdmission,
+    StreamSlot,
+    next_chunk,
+    stream_bucket,
+)
 from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.responses import error_response, result_response
 
 if TYPE_CHECKING:
     from nexus.service import NexusService
+    from nexus.types import Principal
 
 __all__ = ["download", "upload"]
-
 _RANGE = re.compile(r"bytes=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)", re.ASCII | re.IGNORECASE)
 
 
@@ -35,10 +47,22 @@ def _path(request: Request) -> str:
     return path  # validated by the service like any other path
 
 
-def _open(service: NexusService, api_key: str | None, path: str, range_header: str | None,
-          offset: int, length: int | None) -> tuple[dict[str, Any], Iterator[bytes], tuple | None]:
+def _open(service: NexusService, admission: StreamAdmission, api_key: str | None, path: str,
+          range_header: str | None, offset: int, length: int | None,
+          ) -> tuple[dict[str, Any], Iterator[bytes], tuple | None, StreamSlot]:
     principal = authenticate(service, api_key)
     service.admit(principal)
+    slot = admission.acquire(stream_bucket(principal))
+    try:
+        return (*_open_stream(service, principal, path, range_header, offset, length), slot)
+    except BaseException:
+        slot.release()
+        raise
+
+
+def _open_stream(service: NexusService, principal: Principal, path: str,
+                 range_header: str | None, offset: int, length: int | None,
+                 ) -> tuple[dict[str, Any], Iterator[bytes], tuple | None]:
     if range_header is None:
         stream = service.files.open_read(principal, path, offset=offset, length=length)
         return to_plain(stream.info), stream.chunks, None
@@ -102,9 +126,9 @@ async def download(request: Request) -> Response:
     service: NexusService = request.app.state.service
     try:
         offset, length = _int_param(request, "offset") or 0, _int_param(request, "length")
-        info, chunks, ranged = await run_in_threadpool(
-            _open, service, bearer_token(request), _path(request), request.headers.get("range"),
-            offset, length)
+        info, chunks, ranged, slot = await run_in_threadpool(
+            _open, service, request.app.state.admission, bearer_token(request),
+            _path(request), request.headers.get("range"), offset, length)
     except RangeNotSatisfiableError as exc:
         response = error_response(exc)
         response.headers["Content-Range"] = f"bytes */{exc.details['size']}"
@@ -116,34 +140,62 @@ async def download(request: Request) -> Response:
     if ranged is None:
         end = info["size"] if length is None else min(info["size"], offset + length)
         headers["Content-Length"] = str(max(0, end - offset))
-        return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+        return _SlotStreamingResponse(chunks, slot, media_type="application/octet-stream",
+                                      headers=headers)
     start, end, size = ranged
     headers["Content-Length"] = str(end - start)
     headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{size}"
-    return StreamingResponse(chunks, status_code=206, media_type="application/octet-stream",
-                             headers=headers)
+    return _SlotStreamingResponse(chunks, slot, status_code=206,
+                                  media_type="application/octet-stream", headers=headers)
 
 
-def _write(service: NexusService, api_key: str | None, path: str, chunks: Iterator[bytes],
-           if_match: str | None, if_none_match: bool, append: bool) -> Any:
+class _SlotStreamingResponse(StreamingResponse):
+    """A download that gives its stream slot back however it ends: sent, failed, or
+    cut short by the client's disconnect (which cancels the send)."""
+
+    def __init__(self, content: Iterator[bytes], slot: StreamSlot, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
+
+
+def _write(service: NexusService, admission: StreamAdmission, api_key: str | None, path: str,
+           chunks: Iterator[bytes], if_match: str | None, if_none_match: bool,
+           append: bool) -> Any:
     principal = authenticate(service, api_key)  # before a single byte is stored
     service.admit(principal)
-    if append:
-        return to_plain(service.files.append(principal, path, chunks))
-    return to_plain(service.files.write(principal, path, chunks, if_match=if_match,
-                                        if_none_match=if_none_match))
+    # Admitted before the first byte is pulled: a refused upload costs this thread only
+    # for the key check.
+    with admission.acquire(stream_bucket(principal)):
+        if append:
+            return to_plain(service.files.append(principal, path, chunks))
+        return to_plain(service.files.write(principal, path, chunks, if_match=if_match,
+                                            if_none_match=if_none_match))
 
 
-def _pull(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
-    # Runs in the worker thread: fetch each body chunk from the event loop on demand, so
-    # the upload flows into the blob store without being buffered.
-    while True:
-        try:
-            chunk = anyio.from_thread.run(stream.__anext__)
-        except StopAsyncIteration:
-            return
-        if chunk:
-            yield chunk
+class _Body:
+    """The request body as the worker thread pulls it: each chunk is fetched from the
+    event loop on demand (never buffered) and timed there by ``budget``, so a stalled
+    client raises :class:`RequestTimeoutError` in the thread instead of holding it."""
+
+    def __init__(self, stream: AsyncIterator[bytes], budget: BodyBudget) -> None:
+        self._stream, self._budget = stream, budget
+        self.complete = False  # the whole body was read
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            try:
+                chunk = anyio.from_thread.run(next_chunk, self._stream, self._budget)
+            except StopAsyncIteration:
+                self.complete = True
+                return
+            if chunk:
+                yield chunk
 
 
 async def upload(request: Request) -> JSONResponse:
@@ -152,10 +204,17 @@ async def upload(request: Request) -> JSONResponse:
     if_match = request.headers.get("if-match")
     if_match = if_match.strip().strip('"') if if_match else None
     if_none_match = request.headers.get("if-none-match", "").strip() == "*"
+    new_budget: Callable[[], BodyBudget] = request.app.state.body_budget
+    body = _Body(request.stream().__aiter__(), new_budget())
     try:
-        result = await run_in_threadpool(_write, service, bearer_token(request), _path(request),
-                                         _pull(request.stream().__aiter__()), if_match,
-                                         if_none_match, request.method == "POST")
+        result = await run_in_threadpool(_write, service, request.app.state.admission,
+                                         bearer_token(request), _path(request), iter(body),
+                                         if_match, if_none_match, request.method == "POST")
     except Exception as exc:  # noqa: BLE001 - every error becomes a response
-        return error_response(exc)
+        response = error_response(exc)
+        if not body.complete:
+            # The rest of the body is never read: end the connection with the answer
+            # rather than leave the client sending into it.
+            response.headers["Connection"] = "close"
+        return response
     return result_response(result, None)

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from nexus.errors import InvalidArgumentError
 from nexus.rpc import METHODS, decode_value, dispatch, encode_value, to_plain
+from nexus.server.admission import BodyBudget, next_chunk, stream_bucket
 from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.responses import (
     JSONRPC_INVALID_REQUEST,
@@ -39,18 +40,23 @@ class BodyTooLarge(InvalidArgumentError):
     http_status = 413
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
+async def read_limited(request: Request, limit: int, budget: BodyBudget) -> bytes:
+    """The body, at most ``limit`` bytes (else 413), arriving within ``budget`` (else 408)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"request body larger than {limit} bytes; "
                            "upload content with PUT /api/fs/content")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await next_chunk(stream, budget)
+        except StopAsyncIteration:
+            return b"".join(chunks)
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(f"request body larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -98,14 +104,22 @@ async def rpc_endpoint(request: Request) -> JSONResponse:
     api_key = bearer_token(request)
     # The key is checked before a large body is read: an anonymous caller costs at most
     # PREAUTH_BODY bytes of buffer, and a small call still pays one thread hop, not two.
+    # A large body is a stream like an upload: it holds one of its tenant's stream slots
+    # while it arrives (no thread: it is read on the event loop).
     principal: Principal | None = None
     small = _declared_small(request)
+    budget: BodyBudget = request.app.state.body_budget()
     try:
-        if not small:
+        if small:
+            body = await read_limited(request, PREAUTH_BODY, budget)
+        else:
             principal = await run_in_threadpool(authenticate, service, api_key)
-        body = await read_limited(request, PREAUTH_BODY if small else MAX_RPC_BODY)
+            with request.app.state.admission.acquire(stream_bucket(principal)):
+                body = await read_limited(request, MAX_RPC_BODY, budget)
     except Exception as exc:  # noqa: BLE001 - every error becomes a response
-        return error_response(exc)
+        response = error_response(exc)
+        response.headers["Connection"] = "close"  # the rest of the body stays unread
+        return response
     try:
         envelope = json.loads(body) if body else {}
     except (ValueError, UnicodeDecodeError, RecursionError):
