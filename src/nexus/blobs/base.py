@@ -14,7 +14,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from nexus.errors import InvalidArgumentError
@@ -40,18 +40,29 @@ class BlobNotFound(KeyError):
 
 @dataclass(frozen=True, slots=True)
 class BlobInfo:
-    """What :meth:`BlobStore.put` stored: the SHA-256 hex digest and the size in bytes."""
+    """What :meth:`BlobStore.put` stored: the SHA-256 hex digest and the size in bytes.
+
+    ``stamp`` is set only when this put created the blob (no one had stored that content
+    in the tenant): it is what :meth:`BlobStore.withdraw` needs to take the blob back.
+    """
 
     digest: str
     size: int
+    stamp: int | None = field(default=None, compare=False)
 
 
 class StagedBlob(ABC):
     """Content written by :meth:`BlobStore._stage` but not yet visible under a key."""
 
     @abstractmethod
-    def commit(self, key: str) -> None:
-        """Make the content durable under ``key``; idempotent if ``key`` already exists."""
+    def commit(self, key: str) -> int | None:
+        """Make the content durable under ``key``; idempotent if ``key`` already exists.
+
+        Returns a stamp when this commit created ``key`` — exactly one of several
+        concurrent commits of one key does — and ``None`` when the key existed. Storing
+        content that exists changes its stamp (and refreshes its modified time), so
+        :meth:`BlobStore._withdraw` can tell that another writer now relies on it.
+        """
 
     @abstractmethod
     def discard(self) -> None:
@@ -134,15 +145,30 @@ class BlobStore(ABC):
                 size += len(chunk)
                 yield chunk
 
+        # A source that raises part-way (a quota or permission guard, a broken upload)
+        # leaves nothing: _stage removes what it had staged before re-raising.
         staged = self._stage(hashed())
         try:
             digest = hasher.hexdigest()
-            staged.commit(self.key(tenant_id, digest))
+            stamp = staged.commit(self.key(tenant_id, digest))
         except BaseException:
             staged.discard()
             raise
         traffic.stored(size)
-        return BlobInfo(digest, size)
+        return BlobInfo(digest, size, stamp)
+
+    def withdraw(self, tenant_id: str, blob: BlobInfo) -> bool:
+        """Remove a blob that :meth:`put` created and that turned out not to be wanted
+        (its write was refused), unless the same content has been stored again since:
+        that writer may be about to reference it. True if the blob was removed.
+
+        Nothing is removed for a put that found the content already stored (``stamp``
+        is ``None``), nor by a backend that cannot remove conditionally; such blobs are
+        garbage collection's, after its grace period.
+        """
+        if blob.stamp is None:
+            return False
+        return self._withdraw(self.key(tenant_id, blob.digest), blob.stamp)
 
     def open(self, tenant_id: str, digest: str, start: int = 0,
              end: int | None = None) -> Iterator[bytes]:
@@ -243,6 +269,13 @@ class BlobStore(ABC):
     @abstractmethod
     def _delete(self, key: str) -> None:
         """Remove ``key`` if present."""
+
+    def _withdraw(self, key: str, stamp: int) -> bool:
+        """Remove ``key`` only if its stamp is still ``stamp`` (no commit of it since);
+        True if removed. A commit racing the removal must end with the key present (kept,
+        or its own copy placed). The default removes nothing and says so: a backend
+        without a conditional delete leaves unwanted blobs to garbage collection."""
+        return False
 
     @abstractmethod
     def _iter_keys(self, prefix: str) -> Iterator[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,26 +20,46 @@ from nexus.blobs.base import (
 
 __all__ = ["LocalBlobStore"]
 
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+
 
 class _StagedFile(StagedBlob):
     def __init__(self, store: LocalBlobStore, temp: Path) -> None:
         self._store = store
         self._temp = temp
 
-    def commit(self, key: str) -> None:
+    def commit(self, key: str) -> int | None:
         target = self._store.root / key
-        try:
-            # Same digest, same bytes: keep the existing file, but refresh its time so a
-            # concurrent garbage collection sees it as freshly referenced.
-            os.utime(target)
-        except FileNotFoundError:
-            pass  # absent, or removed just now (gc, a tenant's deletion): place ours
-        else:
-            self.discard()
-            return
         self._store._ensure_dir(target.parent)
+        stamp = os.stat(self._temp).st_mtime_ns
+        while True:
+            try:
+                # A hard link, not a rename: it fails if the key exists, so exactly one
+                # of several writers of the same content creates it (and may withdraw it).
+                os.link(self._temp, target)
+            except FileExistsError:
+                if _restamp(target):
+                    self.discard()
+                    return None
+                continue  # removed just now (gc, a tenant's deletion, a withdraw): place ours
+            except OSError as exc:
+                if exc.errno not in _NO_HARD_LINKS:
+                    raise
+                return self._replace(target)
+            break
+        self.discard()
+        _fsync_dir(target.parent)
+        return stamp
+
+    def _replace(self, target: Path) -> None:
+        # A filesystem without hard links: no way to know who created the key, so no
+        # stamp (nothing is ever withdrawn; gc collects).
+        if _restamp(target):
+            self.discard()
+            return None
         os.replace(self._temp, target)
         _fsync_dir(target.parent)
+        return None
 
     def discard(self) -> None:
         try:
@@ -90,6 +112,33 @@ class LocalBlobStore(BlobStore):
 
     def _delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
+
+    def _withdraw(self, key: str, stamp: int) -> bool:
+        """The blob's modified time (in ns) is its stamp: every commit of an existing key
+        moves it on (:func:`_restamp`). Checked, the blob renamed aside (from then on a
+        writer of the same content places its own copy), checked again: only a blob no
+        one stored again is removed. A commit landing between the first check and the
+        rename is caught by the second and the blob is put back; during those
+        microseconds a reader of it would find it missing."""
+        target = self.root / key
+        try:
+            if os.stat(target).st_mtime_ns != stamp:
+                return False
+            self._ensure_dir(self._staging)
+            aside = self._staging / f"withdrawn-{uuid.uuid4().hex}"
+            os.rename(target, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            if os.stat(aside).st_mtime_ns == stamp:
+                return True
+            try:
+                os.link(aside, target)
+            except FileExistsError:
+                pass  # a writer placed its own copy meanwhile: the same bytes
+            return False
+        finally:
+            aside.unlink(missing_ok=True)
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:
         base = self.root / prefix
@@ -158,6 +207,20 @@ def _read_range(handle, start: int, end: int | None) -> Iterator[bytes]:  # type
             if remaining is not None:
                 remaining -= len(chunk)
             yield chunk
+
+
+def _restamp(target: Path) -> bool:
+    """Refresh an existing blob's modified time — so a concurrent garbage collection sees
+    it as freshly referenced, and a withdrawal as stored again — always to a later
+    nanosecond than it had (hence a filesystem that keeps sub-second times). False if the
+    blob is gone."""
+    try:
+        before = os.stat(target).st_mtime_ns
+        now = max(time.time_ns(), before + 1)
+        os.utime(target, ns=(now, now))
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _fsync_dir(directory: Path) -> None:

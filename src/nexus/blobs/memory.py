@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Iterator
 
@@ -15,8 +17,14 @@ class _StagedBytes(StagedBlob):
         self._store = store
         self._data = data
 
-    def commit(self, key: str) -> None:
-        self._store._blobs[key] = (self._data, time.time())
+    def commit(self, key: str) -> int | None:
+        store = self._store
+        with store._lock:
+            stamp = next(store._stamps)
+            created = key not in store._blobs
+            data = self._data if created else store._blobs[key][0]
+            store._blobs[key] = (data, time.time(), stamp)
+        return stamp if created else None
 
     def discard(self) -> None:
         self._data = b""
@@ -26,8 +34,10 @@ class MemoryBlobStore(BlobStore):
     """Keeps blobs in this instance only; nothing is shared between instances."""
 
     def __init__(self) -> None:
-        self._blobs: dict[str, tuple[bytes, float]] = {}
+        self._blobs: dict[str, tuple[bytes, float, int]] = {}
         self._marker: bytes | None = None
+        self._lock = threading.Lock()
+        self._stamps = itertools.count(1)
 
     def _stage(self, chunks: Iterator[bytes]) -> StagedBlob:
         return _StagedBytes(self, b"".join(chunks))
@@ -40,13 +50,21 @@ class MemoryBlobStore(BlobStore):
 
     def _stat(self, key: str) -> tuple[int, float]:
         try:
-            data, mtime = self._blobs[key]
+            data, mtime, _ = self._blobs[key]
         except KeyError:
             raise BlobNotFound(key) from None
         return len(data), mtime
 
     def _delete(self, key: str) -> None:
         self._blobs.pop(key, None)
+
+    def _withdraw(self, key: str, stamp: int) -> bool:
+        with self._lock:
+            entry = self._blobs.get(key)
+            if entry is None or entry[2] != stamp:
+                return False
+            del self._blobs[key]
+            return True
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:
         return iter([k for k in self._blobs if k.startswith(prefix)])

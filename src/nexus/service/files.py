@@ -4,6 +4,11 @@ normalise the path → ask the :class:`~nexus.service.access.AccessGate` → str
 into the blob store (before any transaction, so a crash leaves at most an orphan blob) →
 one metadata transaction → result. A write is acknowledged only after its blob is fsynced
 and its transaction has committed.
+
+An upload is metered against the tenant's room as it streams and stops at the first
+chunk past it; one the transaction refuses takes back the blob it created
+(:meth:`~nexus.blobs.BlobStore.withdraw`). Long downloads and uploads re-check their key,
+tenant and permission while they run (:mod:`nexus.service.streams`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 
 from nexus import paths
-from nexus.blobs import BlobNotFound, BlobStore, iter_chunks
+from nexus.blobs import CHUNK_SIZE, BlobInfo, BlobNotFound, BlobStore, iter_chunks
 from nexus.blobs.base import Data
 from nexus.errors import (
     ConflictError,
@@ -30,6 +35,7 @@ from nexus.errors import (
     NexusIsADirectoryError,
     NexusNotADirectoryError,
     NexusPermissionError,
+    QuotaExceededError,
 )
 from nexus.service import incarnations
 from nexus.service.access import AccessGate, Action
@@ -38,6 +44,7 @@ from nexus.service.listing import Lister, file_info
 from nexus.service.permissions import RevisionTracker
 from nexus.service.quotas import QuotaLedger
 from nexus.service.share_alias import ShareAliases, alias_tenants
+from nexus.service.streams import StreamChecks, StreamGuard, rechecked
 from nexus.service.tenant_state import TenantStates
 from nexus.service.tenants import (
     TENANT_DOCUMENT,
@@ -80,7 +87,8 @@ class FileService:
     def __init__(self, *, db: Database, blobs: BlobStore, gate: AccessGate,
                  revisions: RevisionTracker, quotas: QuotaLedger, tenants: TenantService,
                  states: TenantStates, audit: AuditLog, aliases: ShareAliases,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 stream_checks: StreamChecks | None = None) -> None:
         self._states = states
         self._audit = audit
         self._aliases = aliases
@@ -92,6 +100,19 @@ class FileService:
         self._tenants = tenants
         self._clock = clock
         self._lister = Lister(gate)
+        self._streams = StreamGuard(db=db, blobs=blobs, quotas=quotas, gate=gate,
+                                    states=states, clock=clock, resolve=self._resolve,
+                                    checks=stream_checks or StreamChecks())
+
+    @property
+    def stream_checks(self) -> StreamChecks:
+        """How often long streams re-check their grant; assign to tune it (or, in tests,
+        to drive the re-checks with a clock of their own)."""
+        return self._streams.checks
+
+    @stream_checks.setter
+    def stream_checks(self, checks: StreamChecks) -> None:
+        self._streams.checks = checks
 
     # -- directories -------------------------------------------------------------------
 
@@ -181,7 +202,8 @@ class FileService:
         on the current etag (:class:`ConflictError` otherwise); ``if_none_match`` makes it
         create-only (:class:`NexusFileExistsError` if the path exists).
         """
-        path = self._resolve(principal, Action.WRITE, paths.normalize(path))
+        sent = paths.normalize(path)
+        path = self._resolve(principal, Action.WRITE, sent)
         _require_not_root(path)
         document_of = is_tenant_document(path)
         if document_of is not None:
@@ -190,12 +212,8 @@ class FileService:
         _refuse_document(path)
         partition = paths.partition_of(path)
         tenant = paths.tenant_of(path)
-        if isinstance(data, bytes | bytearray | memoryview):
-            with self._db.read() as conn:
-                existing = FileRepository(conn).get(partition, path)
-            replaced = existing.size if existing is not None and not existing.is_dir else 0
-            self._quotas.precheck_storage(tenant, len(data) - replaced)
-        blob = self._blobs.put(partition, data)
+        room = self._streams.room(partition, path, tenant, replaces=True)
+        blob = self._streams.store(principal, Action.WRITE, sent, path, partition, data, room)
 
         def run(conn: Connection) -> FileInfo:
             repo = FileRepository(conn)
@@ -210,7 +228,7 @@ class FileService:
             self._quotas.charge(conn, tenant, storage=blob.size - current.size)
             return file_info(self._replace(repo, current, blob.size, blob.digest, now))
 
-        return self._transaction(run, (principal, "write", path))
+        return self._commit(partition, blob, run, (principal, "write", path))
 
     def append(self, principal: Principal, path: str, data: Data) -> FileInfo:
         """Append ``data`` to a file (created if missing), atomically.
@@ -218,15 +236,15 @@ class FileService:
         Concurrent appends to one file are serialised on its row, so none is lost and
         none interleaves with another.
         """
-        path = self._resolve(principal, Action.WRITE, paths.normalize(path))
+        sent = paths.normalize(path)
+        path = self._resolve(principal, Action.WRITE, sent)
         _require_not_root(path)
         _refuse_document(path)
         partition = paths.partition_of(path)
         tenant = paths.tenant_of(path)
-        if isinstance(data, bytes | bytearray | memoryview):
-            self._quotas.precheck_storage(tenant, len(data))
+        room = self._streams.room(partition, path, tenant, replaces=False)
         # Stage the new bytes first: the transaction may be retried, a stream cannot.
-        tail = self._blobs.put(partition, data)
+        tail = self._streams.store(principal, Action.WRITE, sent, path, partition, data, room)
 
         def run(conn: Connection) -> FileInfo:
             repo = FileRepository(conn)
@@ -245,7 +263,12 @@ class FileService:
                 self._open_blob(current), self._blobs.open(partition, tail.digest)))
             return file_info(self._replace(repo, current, joined.size, joined.digest, now))
 
-        return self._transaction(run, (principal, "append", path))
+        info = self._commit(partition, tail, run, (principal, "append", path))
+        if info.etag != tail.digest:
+            # The tail was only staging for the joined content. Withdrawn only if no one
+            # stored the same bytes since (an empty file's append stores them again).
+            self._blobs.withdraw(partition, tail)
+        return info
 
     def read(self, principal: Principal, path: str, *, offset: int = 0,
              length: int | None = None) -> bytes:
@@ -258,7 +281,8 @@ class FileService:
     def open_read(self, principal: Principal, path: str, *, offset: int = 0,
                   length: int | None = None) -> ReadStream:
         """Stream a file (or a byte range of it) in chunks, without loading it into memory."""
-        path = self._resolve(principal, Action.READ, paths.normalize(path))
+        sent = paths.normalize(path)
+        path = self._resolve(principal, Action.READ, sent)
         if not isinstance(offset, int) or offset < 0 or (
                 length is not None and (not isinstance(length, int) or length < 0)):
             raise InvalidArgumentError("offset and length must be non-negative integers")
@@ -275,7 +299,10 @@ class FileService:
         offset = min(offset, record.size)  # past the end: no bytes (and no seek overflow)
         end = None if length is None else min(record.size, offset + length)
         self._audited_read(principal, "read", path)
-        return ReadStream(file_info(record), self._open_blob(record, offset, end))
+        chunks = self._open_blob(record, offset, end)
+        if (record.size if end is None else end) - offset > CHUNK_SIZE:
+            chunks = rechecked(chunks, self._streams.recheck(principal, Action.READ, sent, path))
+        return ReadStream(file_info(record), chunks)
 
     # -- metadata ----------------------------------------------------------------------
 
@@ -415,11 +442,12 @@ class FileService:
             raise NexusFileNotFoundError(f"no such file: {src}", path=src)
         _require_file(source)
         digest, size = source.digest or "", source.size
+        tenant = paths.tenant_of(dst)
+        blob = None
         if src_partition != dst_partition:
+            self._streams.room(dst_partition, dst, tenant, replaces=True).refuse(size)
             blob = self._blobs.copy_from(self._blobs, src_partition, dst_partition, digest)
             digest, size = blob.digest, blob.size
-
-        tenant = paths.tenant_of(dst)
 
         def run(conn: Connection) -> FileInfo:
             repo = FileRepository(conn)
@@ -435,10 +463,34 @@ class FileService:
             return file_info(repo.insert_file(dst_partition, dst, _parent(dst), size=size,
                                               digest=digest, now=now))
 
-        return self._transaction(run, (principal, "copy", f"{src} -> {dst}"),
-                                 audit_between=(src, dst))
+        return self._commit(dst_partition, blob, run, (principal, "copy", f"{src} -> {dst}"),
+                            audit_between=(src, dst))
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _commit(self, partition: str, blob: BlobInfo | None, run: Callable[[Connection], T],
+                audit: tuple[Principal, str, str], *,
+                audit_between: tuple[str, str] | tuple[()] = ()) -> T:
+        """:meth:`_transaction` for a change that stored ``blob`` first. If its charge is
+        refused (raised inside the work, so nothing committed) the blob is withdrawn at
+        once, unless this put found the content stored or a writer of the same content
+        stored it again since (who may reference it): then, like the blob of a failed
+        precondition, it is garbage collection's."""
+        refusals: list[QuotaExceededError] = []
+
+        def refusing(conn: Connection) -> T:
+            try:
+                return run(conn)
+            except QuotaExceededError as exc:
+                refusals.append(exc)
+                raise
+
+        try:
+            return self._transaction(refusing, audit, audit_between=audit_between)
+        except QuotaExceededError as exc:
+            if blob is not None and refusals and exc is refusals[-1]:
+                self._blobs.withdraw(partition, blob)
+            raise
 
     def _transaction(self, run: Callable[[Connection], T],
                      audit: tuple[Principal, str, str] | None = None,

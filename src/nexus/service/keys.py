@@ -33,7 +33,7 @@ from nexus.store import Database, TenantRepository
 from nexus.store.keys import KeyRecord, KeyRepository
 from nexus.types import Principal, parse_timestamp
 
-__all__ = ["KeyService", "validate_user_id"]
+__all__ = ["KeyService", "require_live_key", "validate_user_id"]
 
 _USER_ID = re.compile(r"[A-Za-z0-9._@+=-]{1,255}")
 _LAST_USED_EVERY = 60.0
@@ -45,6 +45,24 @@ def validate_user_id(user_id: object) -> str:
         raise InvalidArgumentError(
             f"user_id {user_id!r} must be 1-255 characters of A-Z a-z 0-9 . _ @ + = -")
     return user_id
+
+
+def require_live_key(record: KeyRecord | None, now: float,
+                     incarnation_of: Callable[[str], str | None]) -> None:
+    """Refuse a key that is gone, revoked, expired or of a deleted tenant: what
+    :meth:`KeyService.authenticate` checks after the secret, and what a stream in
+    progress re-checks (:mod:`nexus.service.streams`)."""
+    if record is None:
+        raise AuthenticationError("invalid API key")
+    if record.revoked_at is not None:
+        raise AuthenticationError(f"API key {record.key_id} has been revoked")
+    if record.expires_at is not None and record.expires_at <= now:
+        raise AuthenticationError(f"API key {record.key_id} has expired")
+    tenant = None if record.tenant_id == paths.SYSTEM_PARTITION else record.tenant_id
+    if tenant is not None and (record.incarnation is None or
+                               record.incarnation != incarnation_of(tenant)):
+        # Issued to an earlier life of this tenant id: dead, whatever its row says.
+        raise AuthenticationError(f"API key {record.key_id} belongs to a deleted tenant")
 
 
 class KeyService:
@@ -82,15 +100,8 @@ class KeyService:
                 record.secret_hash, hash_secret(parsed.secret, self._secret)):
             raise AuthenticationError("invalid API key")
         now = self._clock()
-        if record.revoked_at is not None:
-            raise AuthenticationError(f"API key {record.key_id} has been revoked")
-        if record.expires_at is not None and record.expires_at <= now:
-            raise AuthenticationError(f"API key {record.key_id} has expired")
+        require_live_key(record, now, self._tenants.incarnation)
         tenant = None if record.tenant_id == paths.SYSTEM_PARTITION else record.tenant_id
-        if tenant is not None and (record.incarnation is None or
-                                   record.incarnation != self._tenants.incarnation(tenant)):
-            # Issued to an earlier life of this tenant id: dead, whatever its row says.
-            raise AuthenticationError(f"API key {record.key_id} belongs to a deleted tenant")
         self._touch(record.key_id, now)
         return Principal(user_id=record.user_id, tenant_id=tenant, is_admin=record.is_admin,
                          key_id=record.key_id, incarnation=record.incarnation)

@@ -10,7 +10,7 @@ a tenant can never exceed a hard limit, not even by one byte. Paths outside
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -19,7 +19,46 @@ from nexus.errors import QuotaExceededError
 from nexus.service.tenants import limits_of, quota_error
 from nexus.store import Database, FileRepository, TenantRepository, UsageRepository
 
-__all__ = ["QuotaLedger", "Recount"]
+__all__ = ["QuotaLedger", "Recount", "Room"]
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """What a tenant has left for one upload, read before its bytes stream.
+
+    ``replaced`` is the size of the file an overwrite replaces (its bytes are refunded
+    by the charge, so they count as room). Advisory: between this read and the charge
+    other writers may take the room, and the charge in the transaction decides.
+    """
+
+    limit: int | None
+    used: int
+    replaced: int = 0
+
+    def refuse(self, size: int) -> None:
+        """Raise the charge's ``QuotaExceededError`` if ``size`` bytes cannot fit."""
+        if self.limit is not None and self.used - self.replaced + size > self.limit:
+            raise quota_error("storage", self.limit, self.used, size - self.replaced)
+
+    def metered(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """``chunks``, stopped with the charge's ``QuotaExceededError`` at the first chunk
+        that takes the running size past the room: the rest is never pulled, and the
+        blob store discards what it staged."""
+        if self.limit is None:
+            return chunks
+        return self._meter(chunks, self.limit - self.used + self.replaced)
+
+    def _meter(self, chunks: Iterator[bytes], room: int) -> Iterator[bytes]:
+        size = 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > room:
+                self.refuse(size)
+            yield chunk
+
+
+#: Unmetered (the system partition): no limit, nothing to check.
+UNLIMITED = Room(None, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +139,23 @@ class QuotaLedger:
                      files=stored_files - counted.files, now=now)
         return Recount(tenant_id, counted.storage_bytes, counted.files, stored_bytes,
                        stored_files, repaired=True)
+
+    def room(self, conn: Connection, tenant_id: str | None, *, replaced: int = 0,
+             new_files: int = 0) -> Room:
+        """The tenant's room for an upload that replaces ``replaced`` bytes and adds
+        ``new_files`` files, read on ``conn`` before any byte is stored. A file that
+        cannot fit the files limit is refused here, before the upload starts. Advisory
+        like :meth:`precheck_storage`: :meth:`charge` decides."""
+        if tenant_id is None:
+            return UNLIMITED
+        limits = limits_of(TenantRepository(conn).get(tenant_id))
+        if limits.max_storage_bytes is None and limits.max_files is None:
+            return UNLIMITED
+        current = UsageRepository(conn).get(tenant_id)
+        if new_files > 0 and limits.max_files is not None \
+                and current.files + new_files > limits.max_files:
+            raise quota_error("files", limits.max_files, current.files, new_files)
+        return Room(limits.max_storage_bytes, current.storage_bytes, replaced)
 
     def precheck_storage(self, tenant_id: str | None, size: int) -> None:
         """Refuse early an upload of known size that cannot fit, before its bytes are

@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nexus.errors import TenantSuspendedError
 from nexus.store import Database, TenantRepository
+from nexus.tenancy.lifecycle import BLOCKED
 
 __all__ = ["TenantState", "TenantStates"]
 
@@ -39,11 +41,12 @@ class TenantStates:
         self._clock = clock
         self._cache: dict[str, tuple[TenantState | None, float]] = {}
 
-    def get(self, tenant_id: str) -> TenantState | None:
-        """The tenant's state, or ``None`` if no such tenant exists."""
+    def get(self, tenant_id: str, *, fresh: bool = False) -> TenantState | None:
+        """The tenant's state, or ``None`` if no such tenant exists; ``fresh`` reads the
+        record (and refreshes the cache) even within the ttl."""
         cached = self._cache.get(tenant_id)
         now = self._clock()
-        if cached is not None and now - cached[1] < self._ttl:
+        if not fresh and cached is not None and now - cached[1] < self._ttl:
             return cached[0]
         with self._db.read() as conn:
             record = TenantRepository(conn).get(tenant_id)
@@ -62,6 +65,27 @@ class TenantStates:
         """The tenant's current incarnation token, ``None`` if it does not exist."""
         state = self.get(tenant_id)
         return state.incarnation if state is not None else None
+
+    def require_open(self, tenant_id: str, incarnation: str | None, now: float) -> None:
+        """Refuse, as admission does (:class:`TenantSuspendedError`, the same messages), a
+        tenant that is gone — or is another incarnation than ``incarnation``, when given
+        — suspended, cancelled or past its trial's end. Reads the record fresh: a stream
+        in progress re-checks with this (:mod:`nexus.service.streams`), and another
+        process's suspension must not wait for the cache's ttl."""
+        state = self.get(tenant_id, fresh=True)
+        if state is None or (incarnation is not None and incarnation != state.incarnation):
+            raise TenantSuspendedError(f"tenant {tenant_id} does not exist (any more)",
+                                       tenant_id=tenant_id)
+        status, reason = state.status, state.status_reason
+        if status == "trial" and state.trial_ends_at is not None \
+                and state.trial_ends_at <= now:
+            # Admission ends the trial on the tenant's next request; until then it is
+            # refused as that request will find it.
+            status, reason = "suspended", "trial ended"
+        if status in BLOCKED:
+            shown = f": {reason}" if reason else ""
+            raise TenantSuspendedError(f"tenant {tenant_id} is {status}{shown}",
+                                       tenant_id=tenant_id, status=status)
 
     def forget(self, tenant_id: str) -> None:
         """Drop the cached state after this process changed the tenant."""

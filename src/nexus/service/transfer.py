@@ -21,6 +21,7 @@ transaction. A refused import leaves nothing behind.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -39,7 +40,7 @@ from sqlalchemy import Connection
 
 from nexus import paths
 from nexus.authz import RelationTuple
-from nexus.blobs import BlobStore
+from nexus.blobs import BlobInfo, BlobStore
 from nexus.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -291,7 +292,7 @@ class TransferService:
                     raise NexusFileExistsError(f"tenant {plan.tenant!r} already exists; "
                                                "delete it or import under another tenant_id")
             _precheck_quota(plan)
-            stored: set[str] = set()
+            stored: dict[str, BlobInfo] = {}
             try:
                 self._stream_content(tar, member, members, plan, stored)
                 return self._commit(principal, plan)
@@ -314,10 +315,12 @@ class TransferService:
 
     def _stream_content(self, tar: tarfile.TarFile, member: tarfile.TarInfo | None,
                         members: Iterator[tarfile.TarInfo], plan: ImportPlan,
-                        stored: set[str]) -> None:
+                        stored: dict[str, BlobInfo]) -> None:
         """Each content member into the target's blob namespace, exactly as the manifest
         lists it, hashed and counted against its size and the storage quota as it
-        streams."""
+        streams. Content this import stored already is hashed, not stored again (a
+        second put would restamp the blob, and a refused import could then no longer
+        withdraw it)."""
         pending = dict(plan.entries)
         while member is not None:
             name = member.name
@@ -341,8 +344,11 @@ class TransferService:
             handle = tar.extractfile(member)
             if handle is None:
                 raise InvalidArgumentError(f"archive member {name!r} has no content")
-            blob = self._blobs.put(plan.tenant, _metered(handle, entry, plan))
-            stored.add(blob.digest)
+            if entry.sha256 in stored:
+                blob = _hashed(_metered(handle, entry, plan))
+            else:
+                blob = self._blobs.put(plan.tenant, _metered(handle, entry, plan))
+                stored[blob.digest] = blob
             if blob.size != entry.size:
                 raise InvalidArgumentError(f"archive member {name!r} has {blob.size} bytes; "
                                            f"the manifest says {entry.size}")
@@ -394,16 +400,18 @@ class TransferService:
         return {"tenant_id": tenant, "files": len(files), "users": len(plan.users),
                 "tuples": restored}
 
-    def _discard(self, tenant: str, digests: set[str]) -> None:
-        """Remove the blobs a refused import stored (unless the tenant came into being
-        meanwhile by other means: its rows may share them, and gc removes orphans)."""
-        if not digests:
+    def _discard(self, tenant: str, stored: dict[str, BlobInfo]) -> None:
+        """Withdraw the blobs a refused or failed import created — unless the tenant
+        exists now (this import's commit may have landed before its error, or the tenant
+        came into being by other means: rows may reference them, and gc removes
+        orphans). Even then a blob stored again since by another writer stays."""
+        if not stored:
             return
         with self._db.read() as conn:
             if TenantRepository(conn).exists(tenant):
                 return
-        for digest in digests:
-            self._blobs.delete(tenant, digest)
+        for blob in stored.values():
+            self._blobs.withdraw(tenant, blob)
 
 
 def _write_tuples(conn: Any, plan: ImportPlan, token_of: Callable[[str], str | None],
@@ -485,6 +493,16 @@ def _metered(handle: IO[bytes], entry: Entry, plan: ImportPlan) -> Iterator[byte
         if limit is not None and plan.stored_bytes + seen > limit:
             raise quota_error("storage", limit, plan.stored_bytes, entry.size)
         yield chunk
+
+
+def _hashed(chunks: Iterator[bytes]) -> BlobInfo:
+    """Digest and size of ``chunks``, storing nothing."""
+    hasher = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        hasher.update(chunk)
+        size += len(chunk)
+    return BlobInfo(hasher.hexdigest(), size)
 
 
 # -- reading members ---------------------------------------------------------------------

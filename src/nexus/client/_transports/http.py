@@ -132,7 +132,37 @@ class HTTPTransport(BaseTransport):
             response.close()
             raise _decode_error(_json(response).get("error", {}))
         info = {"path": path, "etag": response.headers.get("etag", "").strip('"')}
-        return RemoteReadStream(info, _iterate(response))
+        return RemoteReadStream(info, self._iterate(response, path))
+
+    def _iterate(self, response: httpx.Response, path: str) -> Iterator[bytes]:
+        received = 0
+        try:
+            for chunk in response.iter_bytes(1024 * 1024):
+                received += len(chunk)
+                yield chunk
+        except httpx.TransportError as exc:
+            raise self._why_stopped(path, received, response) from exc
+        finally:
+            response.close()
+        # A transport that does not enforce Content-Length (an in-process ASGI one)
+        # ends a cut body quietly: never hand a short file over as a whole one.
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and response.num_bytes_downloaded < int(declared):
+            raise self._why_stopped(path, received, response)
+
+    def _why_stopped(self, path: str, received: int, response: httpx.Response) -> NexusError:
+        """The error for a download cut short. Its status line was sent long ago, so a
+        server that ends it — the key, the tenant or the permission lapsed mid-stream —
+        can only close the connection: a new request on the same key says why."""
+        try:
+            reply = self._rpc(RpcRequest("stat", {"path": path}))
+        except NexusError as exc:
+            return exc
+        if reply.error is not None:
+            return reply.error
+        expected = response.headers.get("content-length", "?")
+        return UnavailableError(f"the download of {path} stopped after {received} of "
+                                f"{expected} bytes; retry")
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -168,13 +198,6 @@ def _should_stream(data: Any) -> bool:
     if isinstance(data, bytes | bytearray | memoryview):
         return len(data) > STREAM_THRESHOLD
     return data is not None
-
-
-def _iterate(response: httpx.Response) -> Iterator[bytes]:
-    try:
-        yield from response.iter_bytes(1024 * 1024)
-    finally:
-        response.close()
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
