@@ -79,12 +79,32 @@ def show(data: Any, *, as_json: bool = False, table: Any = None,
 def _rows_table(rows: list[Mapping[str, Any]], columns: Sequence[str] | None,
                 title: str | None) -> Table:
     names = list(columns or (rows[0].keys() if rows else []))
-    table = Table(title=title, caption=f"{len(rows)} row(s)")
-    for name in names:
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(*(escape(_cell(name, row.get(name))) for name in names))
+    cells = [[_cell(name, row.get(name), compact=True) for name in names] for row in rows]
+    # An id or a time broken over two lines cannot be copied or read: those columns never
+    # wrap, the others fold to make room, and columns that still do not fit are left out
+    # (named in the caption) rather than cut.
+    widths = [max([len(name), *(len(row[i]) for row in cells)]) if _is_identifier(name)
+              else min(len(name), 8) for i, name in enumerate(names)]
+    shown = len(names)
+    while shown > 1 and sum(widths[:shown]) + 3 * shown + 1 > console.width:
+        shown -= 1
+    caption = f"{len(rows)} row(s)"
+    if shown < len(names):
+        caption += (f"; not shown at this width: {', '.join(names[shown:])} "
+                    "(--json shows every field)")
+    table = Table(title=title, caption=caption)
+    for name, width in zip(names[:shown], widths, strict=False):
+        if _is_identifier(name):
+            table.add_column(name, no_wrap=True, min_width=width)
+        else:
+            table.add_column(name, overflow="fold")
+    for row in cells:
+        table.add_row(*(escape(cell) for cell in row[:shown]))
     return table
+
+
+def _is_identifier(name: str) -> bool:
+    return name in ("id", "time", "etag") or name.endswith(("_id", "_at"))
 
 
 def _record_table(record: Mapping[str, Any], title: str | None) -> Table:
@@ -100,8 +120,9 @@ def _record_table(record: Mapping[str, Any], title: str | None) -> Table:
     return table
 
 
-def _cell(name: str, value: Any) -> str:
-    """One value as table text: times as ISO-8601, byte counts human-sized."""
+def _cell(name: str, value: Any, *, compact: bool = False) -> str:
+    """One value as table text: times as ISO-8601 (in UTC, ``Z``, with ``compact``: the
+    width a table column can afford), byte counts human-sized."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -110,6 +131,8 @@ def _cell(name: str, value: Any) -> str:
         with contextlib.suppress(TypeError, ValueError):
             moment = (datetime.fromtimestamp(value, UTC) if isinstance(value, int | float)
                       else datetime.fromisoformat(value))
+            if compact and moment.tzinfo is not None:
+                return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
             return moment.isoformat(timespec="seconds")
     if isinstance(value, int) and (name == "size" or name.endswith("bytes")):
         return decimal(value)
