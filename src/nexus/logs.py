@@ -9,7 +9,9 @@ import sys
 import time
 from typing import Any, Literal
 
-__all__ = ["ACCESS_FIELDS", "JsonFormatter", "LogFormat", "configure_logging"]
+from nexus.errors import NexusError
+
+__all__ = ["ACCESS_FIELDS", "EndedStreamFilter", "JsonFormatter", "LogFormat", "configure_logging"]
 
 LogFormat = Literal["text", "json"]
 
@@ -40,6 +42,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
+class EndedStreamFilter(logging.Filter):
+    """One line, not a stack trace, for a response the service ended mid-body.
+
+    A download whose share is revoked or whose key expires while it streams (the
+    re-checks of ``service/streams.py``) can only end by raising after its headers went
+    out; uvicorn then closes the connection — the client sees the body cut short and
+    asks why — and logs the exception as a crash. A :class:`NexusError` there is no
+    crash: it is the answer, so it is logged as a warning naming its code.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, NexusError):
+            record.msg, record.args = "response ended early: %s: %s", (error.code, error)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def configure_logging(level: str = "info", fmt: LogFormat = "text") -> None:
     """Route every logger (ours, uvicorn's) to stderr at ``level`` in ``fmt``."""
     handler = logging.StreamHandler(sys.stderr)
@@ -54,4 +75,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "text") -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, EndedStreamFilter) for f in error_log.filters):
+        error_log.addFilter(EndedStreamFilter())
     logging.getLogger("alembic").setLevel(logging.WARNING)
