@@ -144,7 +144,7 @@ def _blobs(settings: Settings) -> LocalBlobStore:
     return LocalBlobStore(Path(settings.data_dir) / "blobs")
 
 
-def test_failed_precondition_keeps_old_content_and_leaves_only_gc_garbage(
+def test_failed_precondition_keeps_old_content_and_leaves_no_garbage(
         admin: NexusClient, service: NexusService, settings: Settings) -> None:
     old, new = b"old content\n" * 100, b"new content that never lands\n" * 100
     info = admin.write("/tenants/acme/doc.txt", old)
@@ -152,23 +152,33 @@ def test_failed_precondition_keeps_old_content_and_leaves_only_gc_garbage(
         admin.write("/tenants/acme/doc.txt", new, if_match="0" * 64)
     with pytest.raises(nexus.NexusFileExistsError):
         admin.write("/tenants/acme/doc.txt", new, if_none_match=True)
+    with pytest.raises(nexus.NexusFileExistsError):  # streamed: staged before the check
+        admin.write("/tenants/acme/doc.txt", iter([new]), if_none_match=True)
     assert admin.read("/tenants/acme/doc.txt") == old
     assert admin.stat("/tenants/acme/doc.txt") == info
 
+    # The blob stored before the transaction refused was withdrawn at once.
     new_digest = hashlib.sha256(new).hexdigest()
     blobs = _blobs(settings)
-    assert blobs.exists("acme", new_digest)  # written before the transaction failed
+    assert not blobs.exists("acme", new_digest)
+    assert blobs.exists("acme", info["etag"])
     report = service.maintenance.fsck()
-    assert report.ok, report.problems
-    assert report.unreferenced_blobs == 1
+    assert report.ok and report.unreferenced_blobs == 0, report.problems
+
+
+def test_gc_removes_only_unreferenced_blobs_past_their_grace(
+        admin: NexusClient, service: NexusService, settings: Settings) -> None:
+    info = admin.write("/tenants/acme/doc.txt", b"kept\n" * 100)
+    blobs = _blobs(settings)
+    orphan = blobs.put("acme", b"an orphan: stored, then its writer crashed\n")
+    assert service.maintenance.fsck().unreferenced_blobs == 1
 
     assert service.maintenance.gc().blobs_removed == 0  # too young for the default grace
     gc = service.maintenance.gc(grace_seconds=0)
-    assert gc.blobs_removed == 1
-    assert gc.bytes_removed == len(new)
-    assert not blobs.exists("acme", new_digest)
+    assert gc.blobs_removed == 1 and gc.bytes_removed == orphan.size
+    assert not blobs.exists("acme", orphan.digest)
     assert blobs.exists("acme", info["etag"])
-    assert admin.read("/tenants/acme/doc.txt") == old
+    assert admin.read("/tenants/acme/doc.txt") == b"kept\n" * 100
     after = service.maintenance.fsck()
     assert after.ok and after.unreferenced_blobs == 0
 

@@ -30,12 +30,12 @@ from nexus.errors import (
     DirectoryNotEmptyError,
     InternalError,
     InvalidArgumentError,
+    NexusError,
     NexusFileExistsError,
     NexusFileNotFoundError,
     NexusIsADirectoryError,
     NexusNotADirectoryError,
     NexusPermissionError,
-    QuotaExceededError,
 )
 from nexus.service import incarnations
 from nexus.service.access import AccessGate, Action
@@ -471,23 +471,23 @@ class FileService:
     def _commit(self, partition: str, blob: BlobInfo | None, run: Callable[[Connection], T],
                 audit: tuple[Principal, str, str], *,
                 audit_between: tuple[str, str] | tuple[()] = ()) -> T:
-        """:meth:`_transaction` for a change that stored ``blob`` first. If its charge is
-        refused (raised inside the work, so nothing committed) the blob is withdrawn at
+        """:meth:`_transaction` for a change that stored ``blob`` first. If the work
+        refuses (its charge, an ``If-Match``/``If-None-Match`` precondition, a path taken
+        meanwhile: raised inside the work, so nothing committed) the blob is withdrawn at
         once, unless this put found the content stored or a writer of the same content
-        stored it again since (who may reference it): then, like the blob of a failed
-        precondition, it is garbage collection's."""
-        refusals: list[QuotaExceededError] = []
+        stored it again since (who may reference it): then it is garbage collection's."""
+        refusals: list[NexusError] = []
 
         def refusing(conn: Connection) -> T:
             try:
                 return run(conn)
-            except QuotaExceededError as exc:
+            except NexusError as exc:
                 refusals.append(exc)
                 raise
 
         try:
             return self._transaction(refusing, audit, audit_between=audit_between)
-        except QuotaExceededError as exc:
+        except NexusError as exc:
             if blob is not None and refusals and exc is refusals[-1]:
                 self._blobs.withdraw(partition, blob)
             raise
