@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup serve test test-slow lint bench clean
+.PHONY: setup serve test test-slow lint bench docs clean
 
 $(BIN)/nexus: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: setup
 ## The slow, full-size runs.
 test-slow: setup
 	$(BIN)/python -m pytest -m slow -p no:cacheprovider
+
+## Regenerate docs/cli.md from the CLI itself (tests/cli/test_reference.py checks it).
+docs: setup
+	$(BIN)/python -m nexus.cli.reference > docs/cli.md
 
 bench: setup
 	$(BIN)/python bench/engine.py --backend both

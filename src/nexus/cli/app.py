@@ -284,17 +284,17 @@ def demo(
 def main() -> None:
     """Console-script entry point."""
     command = typer.main.get_command(app)
-    _tidy_help(command)
+    tidy_help(command)
     command()
 
 
-def _tidy_help(command: click.Command) -> None:
+def tidy_help(command: click.Command) -> None:
     # Command lists show a docstring's first paragraph with its hard line breaks; join
     # them so the list reads as prose at any terminal width.
     for sub in getattr(command, "commands", {}).values():
         if sub.help and not sub.short_help:
             sub.short_help = " ".join(inspect.cleandoc(sub.help).split("\n\n")[0].split())
-        _tidy_help(sub)
+        tidy_help(sub)
     # Typer shows every option's type, so a flag reads "--help <bool>" as if it took a
     # value; a flag takes none, so it shows none.
     help_option = command.get_help_option(typer.Context(command))
