@@ -57,6 +57,9 @@ def test_metrics_count_the_workload(app, service) -> None:  # noqa: ANN001
               - _value(before, "nexus_blob_bytes_total", direction="in"))
     assert 3 <= stored <= 4  # the refused fourth write may stage its byte first
     assert _value(text, "nexus_db_connections", state="waiting") == 0
+    # The four downloads gave their stream slots back.
+    assert _value(text, "nexus_open_streams", state="open") == 0
+    assert _value(text, "nexus_open_streams", state="cap") == app.state.admission.total
     assert "nexus_permission_check_seconds_count" in text
     # The endpoint is for the system administrator only.
     assert TestClient(app).get("/metrics").status_code == 401

@@ -21,6 +21,7 @@ from nexus.blobs import base as blobs
 from nexus.rpc import METHODS
 
 if TYPE_CHECKING:
+    from nexus.server.admission import StreamAdmission
     from nexus.service import NexusService
 
 __all__ = ["Metrics", "MetricsMiddleware"]
@@ -31,7 +32,7 @@ _REFUSALS = frozenset({"quota_exceeded", "rate_limited", "tenant_suspended"})
 class Metrics:
     """The metric objects of one app."""
 
-    def __init__(self, service: NexusService) -> None:
+    def __init__(self, service: NexusService, admission: StreamAdmission | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("nexus_requests_total", "Requests by operation and status",
                                 ["operation", "status"], registry=self.registry)
@@ -46,6 +47,8 @@ class Metrics:
                                 "Quota, rate-limit and suspension refusals by reason",
                                 ["reason"], registry=self.registry)
         self.registry.register(_ServiceCollector(service))
+        if admission is not None:
+            self.registry.register(_StreamCollector(admission))
 
     def observe(self, operation: str, status: int, seconds: float) -> None:
         self.requests.labels(operation, str(status)).inc()
@@ -96,6 +99,22 @@ class _ServiceCollector(Collector):
             for value, count in sorted(fleet[dimension].items()):
                 family.add_metric([value], count)
             yield family
+
+
+class _StreamCollector(Collector):
+    """Streams open now against their caps (server/admission.py): the process total
+    only, since a per-tenant series would be unbounded."""
+
+    def __init__(self, admission: StreamAdmission) -> None:
+        self._admission = admission
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("nexus_open_streams", "Uploads, downloads and large RPC "
+                                   "bodies open now, and the process's cap",
+                                   labels=["state"])
+        family.add_metric(["open"], self._admission.active())
+        family.add_metric(["cap"], self._admission.total)
+        yield family
 
 
 def operation_of(scope: Scope) -> str:
