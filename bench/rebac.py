@@ -25,13 +25,28 @@ Operations (one line each):
                   (verified: no hits); ``cached``: the deployment's engine, same check.
 ``list_objects``  ``service.rebac.rebac_list_objects(principal, user, "can_read", "file")``
                   for a user who owns a directory of 10,000 files (created through the
-                  repositories in one transaction; not timed).
+                  repositories in one transaction; not timed), paged 1,000 at a time
+                  (``limit``/``after``, the listing cap): one sample is all the pages.
 ``list``          a non-admin ``NexusClient`` over ``LocalTransport`` calling
                   ``list(dir)`` on a directory of 1,000 files it may read through
                   ``viewer`` on a grandparent directory. ``cold``: an (untimed) grant
                   elsewhere in the tenant before each call advances the tenant's
                   revision, so no cached answer applies; ``warm``: the answers of the
                   previous call are cached.
+
+Budgets (issue 14, "Budgets, not hopes"):
+
+``budget``        ``rebac_check`` of a user in no group on ``group:c<n>_g0#member`` where
+                  ``n`` groups each contain every other (``group#member`` tuples, the
+                  default model): naively n! paths; the step budget must cut the denial
+                  off (``authz_limit_exceeded``) well under a second at n = 6, 10 and 12.
+                  ``validate``: ``parse_model`` of a 1,200-relation model with fan-out,
+                  cycles through usersets and exclusions, and of 600 chained relations
+                  (both once cubic and recursive). ``batch``: one ``rebac_check_batch`` of
+                  1,000 checks by the owner, on 1,000 different files.
+
+The ``floor`` line is the machine's speed: one million iterations of a pure-Python loop
+(a dict lookup and an add), so figures from different machines can be compared.
 
 Targets (set for SQLite; PostgreSQL is judged against the same figures): uncached check
 at depth 10 <= 0.3 ms p50, cached <= 10 us p50, list of 1,000 filtered entries <= 20 ms
@@ -61,8 +76,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nexus.authz import RelationTuple
+from nexus.authz import RelationTuple, parse_model
 from nexus.client import LocalTransport, NexusClient
+from nexus.errors import AuthzLimitExceededError
 from nexus.service import NexusService, bootstrap
 from nexus.service.permissions import CheckCache, PermissionEngine, RevisionTracker
 from nexus.service.tenant_state import TenantStates
@@ -84,6 +100,8 @@ CHECKER = "reader"  # can_read on the tenant root
 OWNER = "owner1"  # owns ROOT/owned (list-objects)
 LISTER = "lister"  # viewer on ROOT/shared (listing)
 LIST_DIR = f"{ROOT}/shared/team/docs"
+CLIQUES = (6, 10, 12)  # groups in each all-to-all membership clique (budget)
+BATCH = 1_000
 EMPTY_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
@@ -147,6 +165,9 @@ TARGETS = {
     ("check", "cached d=10"): Target("p50 <= 10 us", 10e-6),
     ("list", "cold"): Target("p50 <= 20 ms", 20e-3),
     ("list", "warm"): Target("p50 <= 20 ms", 20e-3),
+    **{("budget", f"clique n={n}"): Target("p50 <= 0.5 s", 0.5) for n in CLIQUES},
+    ("budget", "validate 1,200"): Target("p50 <= 0.5 s", 0.5),
+    ("budget", "validate chain"): Target("p50 <= 0.5 s", 0.5),
 }
 
 
@@ -251,6 +272,13 @@ def seed(service: NexusService, n_tuples: int, list_objects_files: int,
         repo = TupleRepository(conn)
         for t in noise_tuples(n_tuples, rng):
             repo.write(TENANT, t, now=now, created_by=None)
+        for n in CLIQUES:
+            for i in range(n):
+                for j in range(n):
+                    if i != j:
+                        repo.write(TENANT, RelationTuple.parse(
+                            f"group:c{n}_g{i}", "member", f"group:c{n}_g{j}#member"),
+                            now=now, created_by=None)
         repo.bump_revision(TENANT)
     took["tuples"] = time.perf_counter() - start
 
@@ -344,8 +372,14 @@ class Bench:
         expected = self.plan.list_objects_files + 1  # the directory and its files
 
         def once() -> None:
-            found = self.service.rebac.rebac_list_objects(principal, ("user", OWNER),
-                                                          "can_read", "file")
+            found: list[str] = []
+            after = None
+            while page := self.service.rebac.rebac_list_objects(
+                    principal, ("user", OWNER), "can_read", "file", limit=1_000, after=after):
+                found += page
+                after = page[-1]
+                if len(page) < 1_000:
+                    break
             if len(found) != expected:
                 raise AssertionError(f"list_objects found {len(found)}, expected {expected}")
 
@@ -381,6 +415,51 @@ class Bench:
                       note=f"{LIST_ENTRIES} entries, inherited viewer"
                            + (", revision bumped before each" if cold else ""))
 
+    def clique(self, n: int, k: int) -> Result:
+        admin = Principal.local_admin()
+        outcomes: set[str] = set()
+
+        def once() -> None:
+            try:
+                granted = self.service.rebac.rebac_check(
+                    admin, ("user", "nobody"), "member", ("group", f"c{n}_g0"),
+                    tenant_id=TENANT)
+            except AuthzLimitExceededError:
+                outcomes.add("cut off: authz_limit_exceeded")
+                return
+            if granted:
+                raise AssertionError("a user in no group was granted membership")
+            outcomes.add("denied within the budget")
+
+        samples = timed(once, k)
+        return Result("", "budget", f"clique n={n}", samples,
+                      note=f"{n * (n - 1)} group#member tuples, {', '.join(sorted(outcomes))}")
+
+    def validate(self, chain: bool, k: int) -> Result:
+        head = "model\n  schema 1.1\ntype user\ntype doc\n  relations\n"
+        if chain:
+            rels = [f"r{i}: r{i + 1}" for i in range(599)] + ["r599: [user]"]
+        else:
+            rels = ["r0: [user]", "r1: [user] or r0"] + [
+                f"r{i}: ([doc#r{i - 1}] or r{i - 1} or r{i - 2}) but not r{i - 2}"
+                for i in range(2, 1_200)]
+        text = head + "".join(f"    define {r}\n" for r in rels)
+        return Result("", "budget", "validate chain" if chain else "validate 1,200",
+                      timed(lambda: parse_model(text), k),
+                      note=f"{len(rels)} relations, {len(text):,} bytes")
+
+    def batch(self, k: int) -> Result:
+        principal = Principal(user_id=OWNER, tenant_id=TENANT)
+        items = [(("user", OWNER), "can_read", ("file", f"{ROOT}/owned/f{i:05d}.txt"))
+                 for i in range(min(BATCH, self.plan.list_objects_files))]
+
+        def once() -> None:
+            if self.service.rebac.rebac_check_batch(principal, items) != [True] * len(items):
+                raise AssertionError("the owner was denied in the batch")
+
+        return Result("", "budget", f"batch {len(items)}", timed(once, k),
+                      note="rebac_check_batch, one connection, distinct files")
+
     def runs(self) -> list[tuple[Callable[[int], Result], int]]:
         p = self.plan
         out: list[tuple[Callable[[int], Result], int]] = []
@@ -391,6 +470,11 @@ class Bench:
         out.append((self.list_objects, p.list_objects_n))
         out.append((lambda k: self.listing(True, k), p.n(p.list_n)))
         out.append((lambda k: self.listing(False, k), p.n(p.list_n)))
+        for n in CLIQUES:
+            out.append((lambda k, n=n: self.clique(n, k), 5))
+        out.append((lambda k: self.validate(False, k), 5))
+        out.append((lambda k: self.validate(True, k), 5))
+        out.append((self.batch, 3))
         return out
 
 
@@ -464,7 +548,14 @@ def machine_lines() -> list[str]:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         load = "?"
+    start = time.perf_counter()
+    table, total = {i: i for i in range(1_000)}, 0
+    for i in range(1_000_000):
+        total += table[i % 1_000]
+    floor = time.perf_counter() - start
     return [f"machine:   {os.cpu_count()} CPUs ({cpu}), {platform.platform()}",
+            f"floor:     {floor * 1e3:.0f} ms per million pure-Python loop iterations "
+            "(dict lookup + add)",
             f"python:    {platform.python_version()}; SQLite {sqlite3.sqlite_version}",
             f"load avg:  {load} (at start)"]
 

@@ -4,6 +4,10 @@ The language is line oriented: ``model`` / ``schema 1.1`` / ``type`` / ``relatio
 ``define name: expr`` / ``condition name(params) { cel }``, so we parse line by line and
 only tokenise the right-hand side of a ``define``. Every error names its 1-based line.
 Semantic checks (unknown names, entry points, ...) live in :mod:`._validate`.
+
+A model is written by a tenant, so its size is bounded before any work that grows with
+it (``MAX_*`` below, docs/http-api.md "Limits"): every pass over it is then linear, and
+the one recursive piece, a ``define``'s expression, nests at most ``MAX_NESTING`` groups.
 """
 
 from __future__ import annotations
@@ -24,9 +28,33 @@ from nexus.authz.schema import (
     TypeDef,
     Union,
 )
-from nexus.errors import InvalidArgumentError
+from nexus.errors import InvalidArgumentError, LimitExceededError
 
-__all__ = ["ParsedModel", "parse_dsl", "syntax_error"]
+__all__ = [
+    "MAX_MODEL_BYTES",
+    "MAX_NESTING",
+    "MAX_RELATIONS_PER_TYPE",
+    "MAX_REWRITE_NODES",
+    "MAX_TYPES",
+    "ParsedModel",
+    "parse_dsl",
+    "syntax_error",
+]
+
+#: Parenthesised groups one ``define`` may nest. The checker recurses once per level on
+#: top of its resolution depth (25), so this keeps a worst-case check far from Python's
+#: stack limit; real models nest two or three.
+MAX_NESTING = 32
+#: Types in one model (OpenFGA's default is 100).
+MAX_TYPES = 500
+#: ``define`` lines under one type.
+MAX_RELATIONS_PER_TYPE = 2_000
+#: Rewrite nodes (operands, operators, direct types) in the whole model: what every pass
+#: over the model, and the checker's per-model index, costs.
+MAX_REWRITE_NODES = 50_000
+#: The model text, in UTF-8 bytes (the RPC edge allows 1 MiB for the ``model`` parameter;
+#: this also bounds models arriving in an import archive).
+MAX_MODEL_BYTES = 1_048_576
 
 # `#` starts a comment only at the start of a line or after whitespace, because it also
 # joins a type to a relation in `group#member`.
@@ -48,6 +76,13 @@ def syntax_error(line: int, problem: str) -> InvalidArgumentError:
                                 line=line)
 
 
+def limit_error(line: int, problem: str, limit: str, value: int) -> LimitExceededError:
+    """An invalid model because it is too big: a :class:`LimitExceededError` (still an
+    ``InvalidArgumentError``) whose ``limit`` names the bound."""
+    return LimitExceededError(f"invalid authorization model: line {line}: {problem} "
+                              f"(at most {value:,})", line=line, limit=limit, value=value)
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedModel:
     """The syntax tree before validation."""
@@ -66,6 +101,8 @@ class _Expr:
 
     def __init__(self, text: str, line: int) -> None:
         self.line = line
+        self.depth = 0  # parenthesised groups open at the current position
+        self.nodes = 0  # rewrite nodes and direct types built, for MAX_REWRITE_NODES
         self.tokens: list[str] = []
         pos = 0
         text = text.rstrip()
@@ -114,9 +151,11 @@ class _Expr:
                 children.append(self.operand(direct_ok=False))
             result: Rewrite = Union(tuple(children)) if op == "or" else Intersection(
                 tuple(children))
+            self.nodes += 1
         elif op == "but not":
             self.take()
             result = Difference(first, self.operand(direct_ok=False))
+            self.nodes += 1
         else:
             return first
         if self.peek() in _OPERATORS:
@@ -131,11 +170,18 @@ class _Expr:
                 raise syntax_error(self.line, "direct types [...] must come first in a group")
             return self.direct()
         if tok == "(":
+            if self.depth >= MAX_NESTING:
+                # Checked before descending: the parser itself recurses per group.
+                raise limit_error(self.line, f"the expression nests more than {MAX_NESTING} "
+                                  "parenthesised groups", "max_nesting", MAX_NESTING)
             self.take()
+            self.depth += 1
             node = self.expr(direct_ok=direct_ok)
             self.take(")")
+            self.depth -= 1
             return node
         relation = self.name("a relation name")
+        self.nodes += 1
         if self.peek() == "from":
             self.take()
             return TupleToUserset(self.name("a relation name after 'from'"), relation)
@@ -158,6 +204,7 @@ class _Expr:
                 self.take()
                 condition = self.name("a condition name after 'with'")
             refs.append(RelationRef(type_name, relation, bool(wildcard), condition))
+            self.nodes += 1
             tok = self.take(what="',' or ']'")
             if tok == "]":
                 break
@@ -174,13 +221,19 @@ def _condition(lines: list[tuple[int, str]], i: int) -> tuple[Condition, int]:
     """Parse ``condition name(params) { body }`` starting at ``lines[i]``; the body may
     span lines. Returns the condition and the index of the next line."""
     number, first = lines[i]
-    text = first.strip()
+    parts = [first.strip()]
+    opened, closed = parts[0].count("{"), parts[0].count("}")
     j = i
-    while text.count("{") > text.count("}") or "{" not in text:
+    # Counted per line, not over the text so far: re-counting would be quadratic in a
+    # long condition.
+    while opened > closed or not opened:
         j += 1
         if j >= len(lines):
             raise syntax_error(number, "condition body is not closed with '}'")
-        text += "\n" + lines[j][1]
+        parts.append(lines[j][1])
+        opened += lines[j][1].count("{")
+        closed += lines[j][1].count("}")
+    text = "\n".join(parts)
     m = _CONDITION.match(text)
     if m is None:
         raise syntax_error(number, "expected 'condition name(param: type, ...) { expression }'")
@@ -208,7 +261,11 @@ def _condition(lines: list[tuple[int, str]], i: int) -> tuple[Condition, int]:
 
 
 def parse_dsl(text: str) -> ParsedModel:
-    """Parse DSL text into types and conditions; raises :class:`InvalidArgumentError`."""
+    """Parse DSL text into types and conditions; raises :class:`InvalidArgumentError`
+    (:class:`LimitExceededError` for a model over one of the ``MAX_*`` bounds)."""
+    if len(text) > MAX_MODEL_BYTES or len(text.encode("utf-8")) > MAX_MODEL_BYTES:
+        raise limit_error(1, "the model text is too long, in bytes", "max_model_bytes",
+                          MAX_MODEL_BYTES)
     lines = [(n, _strip(raw)) for n, raw in enumerate(text.splitlines(), start=1)]
     lines = [(n, s) for n, s in lines if s.strip()]
     if not lines or lines[0][1].strip() != "model":
@@ -230,6 +287,7 @@ def parse_dsl(text: str) -> ParsedModel:
     relations: dict[str, RelationDef] | None = None
     current: tuple[str, int] | None = None
     in_relations = False
+    nodes = 0
 
     def close_type() -> None:
         if current is not None:
@@ -250,6 +308,9 @@ def parse_dsl(text: str) -> ParsedModel:
             close_type()
             if words[1] in types or (current and words[1] == current[0]):
                 raise syntax_error(number, f"the type {words[1]!r} is a duplicate")
+            if len(types) >= MAX_TYPES:
+                raise limit_error(number, "too many types in the model", "max_types",
+                                  MAX_TYPES)
             current, relations, in_relations = (words[1], number), {}, False
         elif keyword == "relations" and indented:
             if current is None or in_relations or len(words) != 1:
@@ -264,7 +325,16 @@ def parse_dsl(text: str) -> ParsedModel:
                 raise syntax_error(number, "expected 'define <relation>: <expression>'")
             if name in relations:
                 raise syntax_error(number, f"{name!r} is already defined in {current[0]!r}")
-            relations[name] = RelationDef(name, _Expr(expr, number).parse(), number)
+            if len(relations) >= MAX_RELATIONS_PER_TYPE:
+                raise limit_error(number, f"too many relations in type {current[0]!r}",
+                                  "max_relations_per_type", MAX_RELATIONS_PER_TYPE)
+            parser = _Expr(expr, number)
+            relations[name] = RelationDef(name, parser.parse(), number)
+            nodes += parser.nodes
+            if nodes > MAX_REWRITE_NODES:
+                raise limit_error(number, "too many rewrite nodes (operands, operators and "
+                                  "direct types) in the model", "max_rewrite_nodes",
+                                  MAX_REWRITE_NODES)
         elif keyword.startswith("condition") and not indented:
             close_type()
             current, relations, in_relations = None, None, False

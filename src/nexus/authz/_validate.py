@@ -9,6 +9,14 @@ order and report the first problem, so the same model always yields the same mes
 3. conditions that no relation uses;
 4. cycles made only of computed relations (``a: b``, ``b: a``);
 5. relations with no entry point: no set of tuples could ever grant them.
+
+A relation deeper than a check may resolve (``a1: [user]`` ... ``a600: [doc#a599]``) is
+valid, as in OpenFGA (whose suite has such a model): a userset subject still reaches it
+in one step, and a check that would go deeper is denied with the depth limit.
+
+Every step is linear in the size of the model (one pass, memoised graph walks), and the
+only recursion follows a rewrite tree, whose nesting the parser bounds (``MAX_NESTING``):
+a tenant's model write must not cost more than its size, whatever its shape.
 """
 
 from __future__ import annotations
@@ -42,19 +50,18 @@ def validate(parsed: ParsedModel) -> None:
     for typedef in types.values():
         _check_names(typedef)
     used_conditions: set[str] = set()
+    checked_ttu: set[tuple[str, str, str]] = set()
     for typedef in types.values():
         for rel in typedef.relations.values():
-            _check_relation(parsed, typedef, rel, used_conditions)
+            _check_relation(parsed, typedef, rel, used_conditions, checked_ttu)
     for cond in parsed.conditions.values():
         if cond.name not in used_conditions:
             raise syntax_error(cond.line, f"condition {cond.name!r} is defined but not used")
-    for typedef in types.values():
-        for rel in typedef.relations.values():
-            _check_computed_cycle(typedef, rel)
+    _check_computed_cycles(types)
     entry = _EntryPoints(types)
     for typedef in types.values():
         for rel in typedef.relations.values():
-            if not entry.has(typedef.name, rel.name, frozenset()):
+            if not entry.has(typedef.name, rel.name):
                 raise syntax_error(rel.line, f"{rel.name!r} is an impossible relation for "
                                    f"{typedef.name!r} (no entry point): no tuple can grant it")
 
@@ -74,7 +81,7 @@ def _check_names(typedef: TypeDef) -> None:
 
 
 def _check_relation(parsed: ParsedModel, typedef: TypeDef, rel: RelationDef,
-                    used_conditions: set[str]) -> None:
+                    used_conditions: set[str], checked_ttu: set[tuple[str, str, str]]) -> None:
     types, line = parsed.types, rel.line
     for node in walk(rel.rewrite):
         match node:
@@ -100,7 +107,10 @@ def _check_relation(parsed: ParsedModel, typedef: TypeDef, rel: RelationDef,
                     raise syntax_error(line, f"the relation {relation!r} does not exist "
                                        f"on type {typedef.name!r}")
             case TupleToUserset(tupleset, computed):
-                _check_tupleset(parsed, typedef, rel, tupleset, computed)
+                if (typedef.name, tupleset, computed) not in checked_ttu:
+                    _check_tupleset(parsed, typedef, rel, tupleset, computed)
+                    # Once per distinct `X from Y` of a type: the check loops over Y's types.
+                    checked_ttu.add((typedef.name, tupleset, computed))
             case Union(children) | Intersection(children):
                 _check_no_duplicate(rel, children)
             case Difference(base, subtract):
@@ -109,12 +119,12 @@ def _check_relation(parsed: ParsedModel, typedef: TypeDef, rel: RelationDef,
 
 def _check_no_duplicate(rel: RelationDef, children: tuple[Rewrite, ...]) -> None:
     # `viewer or viewer` is almost certainly a typo for another relation name.
-    seen: list[Rewrite] = []
+    seen: set[Rewrite] = set()  # a set, not a list: a union may have thousands of children
     for child in children:
         if not isinstance(child, This) and child in seen:
             raise syntax_error(rel.line, f"the partial relation definition {_show(child)!r} "
                                f"is a duplicate in the relation {rel.name!r}")
-        seen.append(child)
+        seen.add(child)
 
 
 def _show(node: Rewrite) -> str:
@@ -149,56 +159,116 @@ def _check_tupleset(parsed: ParsedModel, typedef: TypeDef, rel: RelationDef,
                            f"any type of {tupleset!r}")
 
 
-def _check_computed_cycle(typedef: TypeDef, rel: RelationDef) -> None:
-    """Follow ``define a: b`` links (a relation that is exactly another relation)."""
-    chain = [rel.name]
-    node: Rewrite = rel.rewrite
-    while isinstance(node, Computed):
-        if node.relation in chain:
-            cycle = " -> ".join([*chain[chain.index(node.relation):], node.relation])
-            raise syntax_error(rel.line, f"cycle of computed relations in type "
-                               f"{typedef.name!r}: {cycle}")
-        chain.append(node.relation)
-        node = typedef.relations[node.relation].rewrite
+def _check_computed_cycles(types: dict[str, TypeDef]) -> None:
+    """Reject ``define a: b``, ``b: a``: links of relations that are exactly another one.
+
+    Each relation has at most one such link, so one walk over the links, remembering
+    which relations are settled, visits every relation once (instead of re-following the
+    chain from every relation, which is quadratic in its length).
+    """
+    for typedef in types.values():
+        settled: set[str] = set()
+        for rel in typedef.relations.values():
+            chain: dict[str, int] = {}  # relation -> position in the walk from ``rel``
+            name: str | None = rel.name
+            while name is not None and name not in settled:
+                if name in chain:
+                    names = list(chain)
+                    cycle = " -> ".join([*names[chain[name]:], name])
+                    raise syntax_error(rel.line, f"cycle of computed relations in type "
+                                       f"{typedef.name!r}: {cycle}")
+                chain[name] = len(chain)
+                node = typedef.relations[name].rewrite
+                name = node.relation if isinstance(node, Computed) else None
+            settled.update(chain)
 
 
 class _EntryPoints:
-    """Whether some tuples could ever grant ``type#relation`` (OpenFGA's hasEntrypoints)."""
+    """Which relations some set of tuples could grant (OpenFGA's ``hasEntrypoints``).
+
+    A relation has an entry point when its rewrite does, where a direct type without a
+    relation (``[user]``, ``[user:*]``) is one, ``type#rel`` and a computed ``rel`` have
+    one if that relation does, ``X from Y`` if ``X`` does on some type of ``Y``, ``or``
+    if any child does and ``and`` / ``but not`` if every child (base and subtract) does.
+    That is the least fixpoint of a monotone system, so instead of a search that re-proves
+    relations along every path (exponential on cyclic models), we propagate "has an entry
+    point" forward from the direct types over an and/or graph: each edge is followed
+    once, linear in the size of the model.
+    """
 
     def __init__(self, types: dict[str, TypeDef]) -> None:
         self.types = types
-        self.known: set[tuple[str, str]] = set()  # relations proven to have an entry point
+        self.need: list[int] = []  # children still to prove: 1 for "or", all for "and"
+        self.parents: list[list[int]] = []
+        self.seeds: list[int] = []
+        self.relation_node: dict[tuple[str, str], int] = {}
+        self.ttu_node: dict[tuple[str, str, str], int] = {}
+        for typedef in types.values():
+            for rel in typedef.relations.values():
+                self.relation_node[(typedef.name, rel.name)] = self._node(1)
+        for typedef in types.values():
+            for rel in typedef.relations.values():
+                root = self._build(typedef.name, rel.rewrite)
+                self.parents[root].append(self.relation_node[(typedef.name, rel.name)])
+        self.proven = self._propagate()
 
-    def has(self, type_name: str, relation: str, path: frozenset[tuple[str, str]]) -> bool:
-        key = (type_name, relation)
-        if key in self.known:
-            return True
-        if key in path:  # a loop back to a relation being proven grants nothing by itself
-            return False
-        ok = self._rewrite(type_name, self.types[type_name].relations[relation].rewrite,
-                           path | {key})
-        if ok:
-            self.known.add(key)
-        return ok
+    def has(self, type_name: str, relation: str) -> bool:
+        return self.proven[self.relation_node[(type_name, relation)]]
 
-    def _rewrite(self, type_name: str, node: Rewrite, path: frozenset[tuple[str, str]]) -> bool:
+    def _node(self, need: int) -> int:
+        self.need.append(need)
+        self.parents.append([])
+        return len(self.need) - 1
+
+    def _build(self, type_name: str, node: Rewrite) -> int:
+        # Recursion is bounded by the parser's nesting limit (MAX_NESTING).
         match node:
             case This(refs):
-                return any(ref.relation is None or self.has(ref.type, ref.relation, path)
-                           for ref in refs)
+                this = self._node(1)
+                for ref in refs:
+                    if ref.relation is None:
+                        self.seeds.append(this)
+                    else:
+                        self.parents[self.relation_node[(ref.type, ref.relation)]].append(this)
+                return this
             case Computed(relation):
-                return self.has(type_name, relation, path)
+                return self.relation_node[(type_name, relation)]
             case TupleToUserset(tupleset, computed):
-                ts = self.types[type_name].relations[tupleset].rewrite
-                assert isinstance(ts, This)  # checked by _check_tupleset
-                return any(computed in self.types[ref.type].relations
-                           and self.has(ref.type, computed, path)
-                           for ref in ts.directly_related)
+                key = (type_name, tupleset, computed)
+                ttu = self.ttu_node.get(key)
+                if ttu is None:  # the same `X from Y` anywhere in a type is one node
+                    ttu = self.ttu_node[key] = self._node(1)
+                    ts = self.types[type_name].relations[tupleset].rewrite
+                    assert isinstance(ts, This)  # checked by _check_tupleset
+                    for ref in ts.directly_related:
+                        target = self.relation_node.get((ref.type, computed))
+                        if target is not None:
+                            self.parents[target].append(ttu)
+                return ttu
             case Union(children):
-                return any(self._rewrite(type_name, c, path) for c in children)
+                parent = self._node(1)
             case Intersection(children):
-                return all(self._rewrite(type_name, c, path) for c in children)
+                parent = self._node(len(children))
             case Difference(base, subtract):
-                return (self._rewrite(type_name, base, path)
-                        and self._rewrite(type_name, subtract, path))
-        raise AssertionError(node)  # pragma: no cover - the match above is exhaustive
+                children = (base, subtract)
+                parent = self._node(2)
+        for child in children:
+            self.parents[self._build(type_name, child)].append(parent)
+        return parent
+
+    def _propagate(self) -> list[bool]:
+        proven = [False] * len(self.need)
+        need = list(self.need)
+        stack = []
+        for seed in self.seeds:
+            if not proven[seed]:
+                proven[seed] = True
+                stack.append(seed)
+        while stack:
+            node = stack.pop()
+            for parent in self.parents[node]:
+                need[parent] -= 1
+                if need[parent] <= 0 and not proven[parent]:
+                    proven[parent] = True
+                    stack.append(parent)
+        return proven

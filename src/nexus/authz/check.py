@@ -21,7 +21,9 @@ on the rewrite node (one ``match``), recursing into usersets, computed relations
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -51,6 +53,9 @@ __all__ = [
 
 _Key = tuple[str, str, str]  # (object_type, object_id, relation)
 _NO_CYCLE = 1 << 62  # "no cycle met": above any stack position
+#: A listing checks every candidate it found; together its checks may use this many
+#: times one check's step and read budgets (memoised sub-results make most of them cheap).
+LISTING_BUDGET_FACTOR = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +85,8 @@ class Checker:
         self.max_depth = max_depth
         self.max_reads = max_reads
         self.max_steps = max_steps
-        # Flattened once so the hot path does one dict lookup per dispatch.
-        self._rewrites: dict[tuple[str, str], Rewrite] = {
-            (t.name, r.name): r.rewrite for t in model.types.values()
-            for r in t.relations.values()
-        }
+        # Flattened once per model, so the hot path does one dict lookup per dispatch.
+        self._rewrites = model.rewrites
 
     # -- public API ----------------------------------------------------------------------
 
@@ -99,7 +101,8 @@ class Checker:
         """
         subject = Subject(subject_type, subject_id, subject_relation)
         self._validate(object_type, relation, subject)
-        return _Evaluation(self, subject).check(object_type, object_id, relation, 0)
+        with _stack_guard():
+            return _Evaluation(self, subject).check(object_type, object_id, relation, 0)
 
     def check_many(self, requests: Iterable[CheckRequest]) -> list[bool]:
         """:meth:`check` for each request, in order. Requests for the same subject share
@@ -107,14 +110,15 @@ class Checker:
         requests = list(requests)
         evaluations: dict[Subject, _Evaluation] = {}
         results: list[bool] = []
-        for r in requests:
-            subject = Subject(r.subject_type, r.subject_id, r.subject_relation)
-            self._validate(r.object_type, r.relation, subject)
-            ev = evaluations.get(subject)
-            if ev is None:
-                ev = evaluations[subject] = _Evaluation(self, subject)
-            ev.reads = ev.steps = 0  # budgets apply per request, not per batch
-            results.append(ev.check(r.object_type, r.object_id, r.relation, 0))
+        with _stack_guard():
+            for r in requests:
+                subject = Subject(r.subject_type, r.subject_id, r.subject_relation)
+                self._validate(r.object_type, r.relation, subject)
+                ev = evaluations.get(subject)
+                if ev is None:
+                    ev = evaluations[subject] = _Evaluation(self, subject)
+                ev.reads = ev.steps = 0  # budgets apply per request, not per batch
+                results.append(ev.check(r.object_type, r.object_id, r.relation, 0))
         return results
 
     def expand(self, object_type: str, object_id: str, relation: str) -> dict[str, Any]:
@@ -126,7 +130,9 @@ class Checker:
                 **self._expand_node(object_type, object_id, relation, rewrite)}
 
     def list_objects(self, subject: Subject | str, relation: str, object_type: str, *,
-                     candidates: Iterable[str] | None = None) -> list[str]:
+                     candidates: Iterable[str] | None = None, after: str | None = None,
+                     limit: int | None = None,
+                     accept: Callable[[str], bool] | None = None) -> list[str]:
         """The ids of objects of ``object_type`` on which ``subject`` has ``relation``,
         sorted.
 
@@ -134,6 +140,10 @@ class Checker:
         subject (:meth:`TupleReader.read_reverse`) and then confirmed by a check; a reader
         that cannot enumerate (e.g. derived file parents) raises. With ``candidates``,
         exactly those ids are checked — the caller's way to list a directory.
+
+        For a page, only ids after ``after`` that ``accept`` keeps are checked, in sorted
+        order, until ``limit`` are found: a page costs the checks up to its end, not the
+        whole listing's.
         """
         subject = Subject.parse(subject) if isinstance(subject, str) else subject
         self._validate(object_type, relation, subject)
@@ -142,10 +152,21 @@ class Checker:
             candidates = reverse_candidates(self._reverse_index, self.reader, subject,
                                             object_type, relation, _ReadBudget(self.max_reads))
         found = set()
-        for object_id in set(candidates):
-            ev.reads = ev.steps = 0
-            if ev.check(object_type, object_id, relation, 0):
-                found.add(object_id)
+        # One budget for all the candidates' checks, not one each: otherwise a listing
+        # costs (candidates × max_steps), unbounded by anything a caller sees.
+        ev.max_steps = self.max_steps * LISTING_BUDGET_FACTOR
+        ev.max_reads = self.max_reads * LISTING_BUDGET_FACTOR
+        ordered = sorted(set(candidates))
+        if after is not None:
+            ordered = ordered[bisect.bisect_right(ordered, after):]
+        with _stack_guard():
+            for object_id in ordered:
+                if accept is not None and not accept(object_id):
+                    continue
+                if ev.check(object_type, object_id, relation, 0):
+                    found.add(object_id)
+                    if limit is not None and len(found) >= limit:
+                        break
         return sorted(found)
 
     def list_subjects(self, object_type: str, object_id: str, relation: str,
@@ -161,8 +182,17 @@ class Checker:
         found = forward_subjects(self.model, self.reader, object_type, object_id, relation,
                                  _ReadBudget(self.max_reads))
         wanted = [s for s in found if s.type == subject_type and s.relation == subject_relation]
-        allowed = {s for s in wanted
-                   if _Evaluation(self, s).check(object_type, object_id, relation, 0)}
+        allowed = set()
+        steps = reads = 0  # one budget for all the candidates' checks, as in list_objects
+        with _stack_guard():
+            for candidate in sorted(wanted, key=str):
+                ev = _Evaluation(self, candidate)
+                ev.max_steps = self.max_steps * LISTING_BUDGET_FACTOR
+                ev.max_reads = self.max_reads * LISTING_BUDGET_FACTOR
+                ev.steps, ev.reads = steps, reads
+                if ev.check(object_type, object_id, relation, 0):
+                    allowed.add(candidate)
+                steps, reads = ev.steps, ev.reads
         return sorted(allowed, key=str)
 
     # -- helpers -------------------------------------------------------------------------
@@ -209,6 +239,23 @@ class Checker:
                                        "subtract": self._expand_node(ot, oid, relation,
                                                                      subtract)}}
         raise AssertionError(node)  # pragma: no cover - the match above is exhaustive
+
+
+@contextmanager
+def _stack_guard() -> Iterator[None]:
+    """Turn running out of Python's stack into a denial with a 4xx.
+
+    Evaluation recurses once per resolution level and per nested group of a rewrite. Both
+    are bounded (``max_depth``; the parser's ``MAX_NESTING``), but the depth limit grows
+    with the path's depth (``25 + 2 × segments``) and a path may have hundreds of segments,
+    so the interpreter's limit can still be reached first: that is a check too deep to
+    answer, denied like ``max_depth``, never an internal error.
+    """
+    try:
+        yield
+    except RecursionError as exc:
+        raise AuthzDepthExceeded("authorization check nested too deeply to evaluate; "
+                                 "denied", limit="stack") from exc
 
 
 class _ReadBudget:

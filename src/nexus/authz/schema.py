@@ -170,6 +170,15 @@ class AuthzModel:
     schema_version: str
     types: Mapping[str, TypeDef]
     conditions: Mapping[str, Condition] = field(default_factory=dict)
+    #: ``(type, relation) -> rewrite``, flattened once per model: checkers are built per
+    #: request, and a model may hold thousands of relations.
+    rewrites: Mapping[tuple[str, str], Rewrite] = field(init=False, repr=False,
+                                                        compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rewrites", {
+            (t.name, r.name): r.rewrite for t in self.types.values()
+            for r in t.relations.values()})
 
     def relation(self, object_type: str, relation: str) -> RelationDef:
         """The definition of ``object_type#relation``.

@@ -15,6 +15,7 @@ for usersets such as ``("group", "eng", "member")``.
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
 import uuid
@@ -40,11 +41,15 @@ from nexus.store import Database, TenantRepository
 from nexus.store.tuples import ModelRepository, StoredTuple, TupleRepository
 from nexus.types import Principal, parse_timestamp
 
-__all__ = ["RebacService", "Ref", "parse_ref", "parse_subject"]
+__all__ = ["MAX_BATCH_ITEMS", "MAX_LIST_ITEMS", "RebacService", "Ref", "parse_ref",
+           "parse_subject"]
 
 Ref = tuple[str, str, str | None]
-# Items one rebac_check_batch may carry (docs/http-api.md, "Limits").
+# Items one rebac_check_batch may carry (docs/http-api.md, "Limits"). Each item after the
+# first costs one more token of the tenant's rate limit: a batch is N requests' work.
 MAX_BATCH_ITEMS = 1_000
+# Items one listing call returns (its page size, and the most a caller may ask for).
+MAX_LIST_ITEMS = 1_000
 _ID = re.compile(r"[A-Za-z0-9._@+=:-]{1,255}")
 _TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _MEMBERSHIP_TYPES = frozenset({"group", "tenant"})
@@ -133,7 +138,11 @@ class RebacService:
 
     def __init__(self, *, db: Database, engine: PermissionEngine, revisions: RevisionTracker,
                  audit: AuditLog, gate: AccessGate,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 charge: Callable[[Principal, int], None] | None = None) -> None:
+        # ``charge(principal, n)`` takes n more tokens of the tenant's rate limit
+        # (TenantService.charge_rate); admission already took one for the call.
+        self._charge = charge
         self._gate = gate
         self._audit = audit
         self._db = db
@@ -307,18 +316,25 @@ class RebacService:
                                                                                       "object")
             tenant = self._object_tenant(principal, obj, tenant_id)
             parsed.append((subj, permission, obj, tenant))
+        if self._charge is not None and len(parsed) > 1:
+            # Charged after validation (a refused batch costs one token), before any work.
+            self._charge(principal, len(parsed) - 1)
         for tenant in {p[3] for p in parsed}:
             self._wait_for(tenant, at_least)
         results = []
         with self._db.read() as conn:  # one connection for the whole call, not per item
+            token_of = incarnations.memoised(TenantRepository(conn).incarnation)
+            checkers: dict[tuple[str, Any], Any] = {}  # one per tenant and subject
             for subj, permission, obj, tenant in parsed:
-                encoded = incarnations.encode_refs(TenantRepository(conn).incarnation, obj,
-                                                   subj)
+                encoded = incarnations.encode_refs(token_of, obj, subj)
                 if encoded is None:
                     results.append(False)  # a tenant that does not exist holds nothing
                     continue
                 (otype, oid, _), stored_subj = encoded  # type: ignore[misc]
-                checker = self._checker(conn, tenant, stored_subj)
+                checker = checkers.get((tenant, stored_subj))
+                if checker is None:
+                    checker = checkers[(tenant, stored_subj)] = self._checker(
+                        conn, tenant, stored_subj)
                 results.append(checker.check(otype, oid, permission, *stored_subj))
         return results
 
@@ -334,8 +350,12 @@ class RebacService:
             return _decode_tree(tree, token_of)
 
     def rebac_list_objects(self, principal: Principal, subject: Any, permission: str,
-                           object_type: str, tenant_id: str | None = None) -> list[str]:
-        """Ids of the objects of ``object_type`` on which ``subject`` has ``permission``."""
+                           object_type: str, tenant_id: str | None = None,
+                           limit: int | None = None, after: str | None = None) -> list[str]:
+        """Ids of the objects of ``object_type`` on which ``subject`` has ``permission``,
+        sorted; a page of at most ``limit`` (≤ 1,000) ids after ``after``. Without a
+        ``limit``, more than 1,000 matches is a :class:`LimitExceededError`."""
+        page = _page_size(limit)
         subj = parse_subject(subject)
         tenant = self._caller_tenant(principal, tenant_id)
         with self._db.read() as conn:
@@ -345,19 +365,28 @@ class RebacService:
                 return []
             subj = encoded[1]  # type: ignore[assignment]
             checker = self._checker(conn, tenant, subj)
-            found = checker.list_objects(f"{subj[0]}:{subj[1]}" + (f"#{subj[2]}" if subj[2]
-                                                                    else ""),
-                                         permission, object_type)
+            shown = f"{subj[0]}:{subj[1]}" + (f"#{subj[2]}" if subj[2] else "")
+            if object_type == FILE:
+                # A file's stored id is its path, so the checker can page itself and stop
+                # after the page (one more, to tell "exactly a page" from "more").
+                found = checker.list_objects(
+                    shown, permission, object_type, after=after, limit=page + 1,
+                    accept=lambda oid: paths.tenant_of(oid) == tenant)
+                after = None
+            else:
+                found = checker.list_objects(shown, permission, object_type)
             found = [d for oid in found
                      if (d := incarnations.decode_id(object_type, oid, token_of)) is not None]
-        if object_type == FILE:
-            found = [oid for oid in found if paths.tenant_of(oid) == tenant]
-        return found
+        return _paged(sorted(found), after, page, limit, "objects")
 
     def rebac_list_subjects(self, principal: Principal, object: Any, permission: str,
                             subject_type: str = "user",
-                            tenant_id: str | None = None) -> list[list[str]]:
-        """``[type, id]`` (or ``[type, id, relation]``) of subjects with ``permission``."""
+                            tenant_id: str | None = None, limit: int | None = None,
+                            after: str | None = None) -> list[list[str]]:
+        """``[type, id]`` (or ``[type, id, relation]``) of subjects with ``permission``,
+        sorted by ``type:id``; paged like :meth:`rebac_list_objects` (``after`` is the
+        last ``type:id`` seen)."""
+        page = _page_size(limit)
         obj = parse_ref(object, "object")
         tenant = self._object_tenant(principal, obj, tenant_id)
         with self._db.read() as conn:
@@ -367,14 +396,25 @@ class RebacService:
                 subject_type)
             shown = [(s.type, incarnations.decode_id(s.type, s.id, token_of), s.relation)
                      for s in subjects]
-        return [[t, i] + ([r] if r else []) for t, i, r in shown if i is not None]
+        rows = {f"{t}:{i}" + (f"#{r}" if r else ""): [t, i] + ([r] if r else [])
+                for t, i, r in shown if i is not None}
+        return [rows[key] for key in _paged(sorted(rows), after, page, limit, "subjects")]
 
     def rebac_list_tuples(self, principal: Principal, subject: Any = None,
                           relation: str | None = None, object: Any = None,
                           tenant_id: str | None = None,
-                          include_expired: bool = False) -> list[dict[str, Any]]:
-        """Stored tuples matching the filters. A tenant principal sees only its tenant's;
-        the system administrator sees every tenant's unless ``tenant_id`` narrows it."""
+                          include_expired: bool = False, limit: int | None = None,
+                          after: str | None = None) -> list[dict[str, Any]]:
+        """Stored tuples matching the filters, by tenant then tuple id. A tenant principal
+        sees only its tenant's; the system administrator sees every tenant's unless
+        ``tenant_id`` narrows it.
+
+        A page of at most ``limit`` (≤ 1,000) tuples after the tuple id ``after`` (the last
+        ``tuple_id`` of the previous page); a page shorter than ``limit`` is the last.
+        Without a ``limit``, more than 1,000 matches is a :class:`LimitExceededError`.
+        """
+        page = _page_size(limit)
+        after_tenant, after_id = _tuple_cursor(after)
         subj = parse_subject(subject) if subject is not None else None
         obj = parse_ref(object, "object") if object is not None else None
         if obj is not None:
@@ -393,16 +433,25 @@ class RebacService:
                 return []
             obj, subj = encoded
             repo = TupleRepository(conn)
+            # One more than a page is read, to tell "exactly a page" from "more".
+            want = page + 1
             for tenant in tenants:
-                after = None
-                while batch := repo.list(tenant, subject=subj[:2] if subj else None,
-                                         relation=relation, obj=obj[:2] if obj else None,
-                                         include_expired=include_expired, now=now, after=after):
+                if after_tenant is not None and tenant < after_tenant:
+                    continue
+                cursor = after_id if tenant == after_tenant else None
+                while len(out) < want and (batch := repo.list(
+                        tenant, subject=subj[:2] if subj else None, relation=relation,
+                        obj=obj[:2] if obj else None, include_expired=include_expired,
+                        now=now, after=cursor, limit=want - len(out))):
                     out.extend(shown for t in batch
                                if (shown := incarnations.decode_tuple(_tuple_dict(t), token_of))
                                is not None)
-                    after = batch[-1].tuple_id
-        return out
+                    cursor = batch[-1].tuple_id
+                if len(out) >= want:
+                    break
+        if len(out) > page and limit is None:
+            raise _too_many("tuples")
+        return out[:page]
 
     # -- rules ---------------------------------------------------------------------------
 
@@ -483,6 +532,45 @@ class RebacService:
     def _all_tenants(self) -> list[str]:
         with self._db.read() as conn:
             return list(TenantRepository(conn).iter_ids())
+
+
+def _page_size(limit: int | None) -> int:
+    if limit is None:
+        return MAX_LIST_ITEMS
+    if limit < 1:
+        raise InvalidArgumentError("limit must be at least 1", param="limit")
+    if limit > MAX_LIST_ITEMS:
+        raise LimitExceededError(f"limit is at most {MAX_LIST_ITEMS} per page; page with "
+                                 "'after'", limit=MAX_LIST_ITEMS, param="limit")
+    return limit
+
+
+def _too_many(what: str) -> LimitExceededError:
+    # Not a silently cut list: the caller learns there is more and how to get it.
+    return LimitExceededError(f"more than {MAX_LIST_ITEMS} {what} match; pass 'limit' "
+                              f"(at most {MAX_LIST_ITEMS}) and 'after' to page",
+                              limit=MAX_LIST_ITEMS)
+
+
+def _paged(keys: list[str], after: str | None, page: int, limit: int | None,
+           what: str) -> list[str]:
+    """The page of sorted ``keys`` after ``after``; too many without a limit is an error."""
+    if after is not None:
+        keys = keys[bisect.bisect_right(keys, after):]
+    if limit is None and len(keys) > page:
+        raise _too_many(what)
+    return keys[:page]
+
+
+def _tuple_cursor(after: str | None) -> tuple[str | None, str | None]:
+    """``"<tenant>:<tuple id>"`` (a public tuple id) → its two parts."""
+    if after is None:
+        return None, None
+    tenant, colon, tuple_id = after.partition(":")
+    if not colon or not tuple_id:
+        raise InvalidArgumentError("after must be a tuple_id from a previous page",
+                                   param="after")
+    return paths.validate_tenant_id(tenant), tuple_id
 
 
 def validated_model(text: object) -> Any:

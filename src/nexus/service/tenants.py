@@ -146,6 +146,25 @@ class TenantService:
         if due:
             self.flush_api_calls()
 
+    def charge_rate(self, principal: Principal, cost: int) -> None:
+        """Take ``cost`` more tokens of the tenant's rate limit for a call that
+        :meth:`admit` let in as one request but that does the work of ``cost + 1``
+        (a batch of items): :class:`RateLimitedError` if the bucket cannot pay, and then
+        nothing is taken (see :class:`~nexus.tenancy.RateLimiter` for a cost above the
+        burst). The system administrator and principals of no tenant are not limited."""
+        tenant = principal.tenant_id
+        if cost <= 0 or tenant is None or self._gate.is_system_admin(principal):
+            return
+        state = self._states.get(tenant)
+        plan = PLANS.get(state.plan if state is not None else "free", PLANS["free"])
+        # admit() took this call's first token already.
+        wait = self._limiter.admit(tenant, plan.rate_per_second, plan.burst, cost, paid=1)
+        if wait > 0:
+            raise RateLimitedError(f"tenant {tenant}: this call counts as {cost + 1} requests "
+                                   f"and exceeds {plan.rate_per_second:g} requests per "
+                                   "second; retry later", retry_after=max(1, round(wait + 0.5)),
+                                   cost=cost + 1)
+
     def flush_api_calls(self) -> None:
         """Write buffered request counts to the usage counters."""
         with self._lock:
