@@ -102,8 +102,6 @@ def test_a_batch_of_1000_costs_a_free_tenant_1000_requests(service: NexusService
     assert rebac.rebac_check_batch(admin, [item] * 1_000) == [True] * 1_000
 
 
-@pytest.mark.xfail(strict=True, reason="needs bootstrap (service/__init__.py) to pass "
-                   "charge=tenants.charge_rate to RebacService; remove this mark then")
 def test_a_batch_through_the_api_is_charged_per_item(admin, tenant_user) -> None:  # noqa: ANN001
     admin.create_tenant("apico", plan="free")
     alice = tenant_user("apico", "alice")

@@ -108,7 +108,7 @@ def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
         keys=KeyService(db=db, deployment_secret=secret, quotas=quotas, tenants=tenants,
                         audit=audit, gate=gate),
         rebac=RebacService(db=db, engine=engine, revisions=revisions, audit=audit,
-                           gate=gate),
+                           gate=gate, charge=tenants.charge_rate),
         shares=ShareService(db=db, gate=gate, revisions=revisions, audit=audit),
         audit=audit,
         tenants=tenants,
