@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 import nexus
+import nexus.client._client as client_module
 from nexus.service import NexusService, RebacService, TenantService
 from nexus.service import rebac as rebac_module
 from nexus.service.permissions import RevisionTracker
@@ -116,8 +117,10 @@ def test_a_batch_through_the_api_is_charged_per_item(admin, tenant_user) -> None
 
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> int:
-    """The listing cap at 3 instead of 1,000, so that "more than a page" is 4 rows."""
+    """The listing cap at 3 instead of 1,000, so that "more than a page" is 4 rows (and
+    the client's page the same size: it walks the pages for a caller who passes no limit)."""
     monkeypatch.setattr(rebac_module, "MAX_LIST_ITEMS", 3)
+    monkeypatch.setattr(client_module, "_PAGE", 3)
     return 3
 
 
@@ -128,9 +131,12 @@ def test_list_tuples_pages_and_refuses_an_unpaged_overflow(admin, small_pages) -
     assert len(admin.rebac_list_tuples(tenant_id="pageco")) == 3  # exactly a page: fine
     admin.rebac_create(("user", "u4"), "viewer", ("file", "/tenants/pageco"))
     admin.rebac_create(("user", "u5"), "viewer", ("file", "/tenants/pageco"))
-    with pytest.raises(nexus.LimitExceededError) as info:
-        admin.rebac_list_tuples(tenant_id="pageco")
+    with pytest.raises(nexus.LimitExceededError) as info:  # the server: one page a call
+        admin._call_rpc("rebac_list_tuples", {"tenant_id": "pageco"})
     assert "page" in str(info.value) and int(info.value.details["limit"]) == 3
+    # The SDK without a limit: every tuple, fetched a page at a time.
+    walked = admin.rebac_list_tuples(tenant_id="pageco")
+    assert sorted(t["subject_id"] for t in walked) == ["u1", "u2", "u3", "u4", "u5"]
     seen, after = [], None
     while True:
         page = admin._call_rpc("rebac_list_tuples", {"tenant_id": "pageco", "limit": 2,
@@ -155,7 +161,11 @@ def test_list_objects_and_subjects_page(admin, small_pages) -> None:  # noqa: AN
         admin.rebac_create(("user", f"u{name}"), "viewer", ("file", f"{root}/a"))
     admin.rebac_create(("user", "bob"), "viewer", ("file", root))
     with pytest.raises(nexus.LimitExceededError):
-        admin.rebac_list_objects(("user", "bob"), "can_read", "file", tenant_id="listco")
+        admin._call_rpc("rebac_list_objects", {
+            "subject": ["user", "bob"], "permission": "can_read", "object_type": "file",
+            "tenant_id": "listco"})
+    assert admin.rebac_list_objects(("user", "bob"), "can_read", "file",
+                                    tenant_id="listco") == [root, *(f"{root}/{n}" for n in "abcd")]
     first = admin._call_rpc("rebac_list_objects", {
         "subject": ["user", "bob"], "permission": "can_read", "object_type": "file",
         "tenant_id": "listco", "limit": 3})
@@ -164,7 +174,9 @@ def test_list_objects_and_subjects_page(admin, small_pages) -> None:  # noqa: AN
         "tenant_id": "listco", "limit": 3, "after": first[-1]})
     assert first + rest == [root, *(f"{root}/{n}" for n in "abcd")]
     with pytest.raises(nexus.LimitExceededError):
-        admin.rebac_list_subjects(("file", f"{root}/a"), "can_read")
+        admin._call_rpc("rebac_list_subjects", {"object": ["file", f"{root}/a"],
+                                                "permission": "can_read"})
+    assert len(admin.rebac_list_subjects(("file", f"{root}/a"), "can_read")) == 5
     subjects = admin._call_rpc("rebac_list_subjects", {
         "object": ["file", f"{root}/a"], "permission": "can_read", "limit": 3,
         "after": "user:bob"})

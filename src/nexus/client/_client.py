@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -154,25 +154,48 @@ class NexusClient:
 
     def rebac_list_tuples(self, subject: Ref | None = None, relation: str | None = None,
                           object: Ref | None = None, tenant_id: str | None = None,
-                          include_expired: bool = False) -> list[dict[str, Any]]:
-        """Stored tuples matching the filters (dicts with ``tuple_id``, ``object_id``…)."""
-        return self._call_rpc("rebac_list_tuples", {
-            "subject": subject, "relation": relation, "object": object,
-            "tenant_id": tenant_id, "include_expired": include_expired})
+                          include_expired: bool = False, limit: int | None = None,
+                          after: str | None = None) -> list[dict[str, Any]]:
+        """Stored tuples matching the filters (dicts with ``tuple_id``, ``object_id``…):
+        all of them, or one page of at most ``limit`` (≤ 1,000) after the ``tuple_id``
+        ``after``."""
+        params = {"subject": subject, "relation": relation, "object": object,
+                  "tenant_id": tenant_id, "include_expired": include_expired}
+        return self._pages("rebac_list_tuples", params, limit, after,
+                           lambda row: str(row["tuple_id"]))
 
     def rebac_list_objects(self, subject: Ref, permission: str, object_type: str,
-                           tenant_id: str | None = None) -> list[str]:
-        """Ids of ``object_type`` objects on which ``subject`` has ``permission``."""
-        return self._call_rpc("rebac_list_objects", {
-            "subject": subject, "permission": permission, "object_type": object_type,
-            "tenant_id": tenant_id})
+                           tenant_id: str | None = None, limit: int | None = None,
+                           after: str | None = None) -> list[str]:
+        """Ids of ``object_type`` objects on which ``subject`` has ``permission``, sorted:
+        all of them, or one page of at most ``limit`` (≤ 1,000) after the id ``after``."""
+        params = {"subject": subject, "permission": permission, "object_type": object_type,
+                  "tenant_id": tenant_id}
+        return self._pages("rebac_list_objects", params, limit, after, str)
 
     def rebac_list_subjects(self, object: Ref, permission: str, subject_type: str = "user",
-                            tenant_id: str | None = None) -> list[list[str]]:
-        """Subjects of ``subject_type`` that have ``permission`` on ``object``."""
-        return self._call_rpc("rebac_list_subjects", {
-            "object": object, "permission": permission, "subject_type": subject_type,
-            "tenant_id": tenant_id})
+                            tenant_id: str | None = None, limit: int | None = None,
+                            after: str | None = None) -> list[list[str]]:
+        """Subjects of ``subject_type`` that have ``permission`` on ``object``: all, or one
+        page of at most ``limit`` (≤ 1,000) after ``after`` (a ``type:id``)."""
+        params = {"object": object, "permission": permission, "subject_type": subject_type,
+                  "tenant_id": tenant_id}
+        return self._pages("rebac_list_subjects", params, limit, after,
+                           lambda subject: f"{subject[0]}:{subject[1]}")
+
+    def _pages(self, method: str, params: dict[str, Any], limit: int | None,
+               after: str | None, position: Callable[[Any], str]) -> list[Any]:
+        # The server answers at most a page per call (docs/http-api.md#limits); without a
+        # limit the caller asked for everything, so the client walks the pages.
+        if limit is not None:
+            return self._call_rpc(method, {**params, "limit": limit, "after": after})
+        found: list[Any] = []
+        while True:
+            page = self._call_rpc(method, {**params, "limit": _PAGE, "after": after})
+            found.extend(page)
+            if len(page) < _PAGE:
+                return found
+            after = position(page[-1])
 
     def rebac_write_model(self, model: str, tenant_id: str | None = None) -> dict[str, Any]:
         """Replace the tenant's authorization model (OpenFGA DSL); validated against the
