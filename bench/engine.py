@@ -32,30 +32,38 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime as dt
-import io
 import itertools
 import json
-import os
-import platform
-import pstats
 import random
-import shutil
 import sqlite3
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import _common
 import nexus
+from _common import (
+    Samples,
+    add_backend_option,
+    add_database_url_option,
+    data_dir_line,
+    date_line,
+    load_average,
+    machine_line,
+    postgres_version,
+    python_version,
+    script_parser,
+    tally,
+    throwaway_store,
+    top_functions,
+)
 
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 KIB = 1024
 WRITE_DIRS = 4
 APPEND_FILES = 8
@@ -77,7 +85,7 @@ class Target:
 
 
 @dataclass
-class Result:
+class Result(Samples):
     backend: str
     op: str
     samples: list[float]  # seconds, one per iteration
@@ -86,22 +94,6 @@ class Result:
     entries: int | None = None  # size of the directory a listing went through
     target: Target | None = None
 
-    @property
-    def iters(self) -> int:
-        return len(self.samples)
-
-    @property
-    def median_ms(self) -> float:
-        return statistics.median(self.samples) * 1000
-
-    @property
-    def p99_ms(self) -> float:
-        return percentile(self.samples, 99) * 1000
-
-    @property
-    def ops_per_s(self) -> float:
-        elapsed = self.wall if self.wall is not None else sum(self.samples)
-        return self.iters / elapsed if elapsed > 0 else float("inf")
 
     @property
     def verdict(self) -> str:
@@ -109,13 +101,6 @@ class Result:
             return ""
         met = self.target.check(self)
         return "n/a" if met is None else "PASS" if met else "MISS"
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile (with 3 samples, p99 is the slowest one)."""
-    ordered = sorted(samples)
-    rank = max(1, -(-len(ordered) * pct // 100))
-    return ordered[int(rank) - 1]
 
 
 def sqlite_targets(scale: int) -> dict[str, Target]:
@@ -127,10 +112,10 @@ def sqlite_targets(scale: int) -> dict[str, Target]:
     return {
         "write_1k": Target(">= 1000 ops/s", lambda r: r.ops_per_s >= 1000),
         "read_1k": Target(">= 5000 ops/s", lambda r: r.ops_per_s >= 5000),
-        "list_1000": Target("<= 10 ms median", lambda r: r.median_ms <= 10),
+        "list_1000": Target("<= 10 ms median", lambda r: r.p50_ms <= 10),
         "page_100k": Target(
             page_text,
-            lambda r: None if r.entries != page_entries else r.median_ms / 1000 <= page_limit),
+            lambda r: None if r.entries != page_entries else r.p50_ms / 1000 <= page_limit),
     }
 
 
@@ -142,20 +127,8 @@ _PROFILER: cProfile.Profile | None = None
 
 
 def timed(fn: Callable[[int], Any], n: int) -> list[float]:
-    """Call ``fn(i)`` for i in range(n) and return each call's duration in seconds."""
-    samples = []
-    clock = time.perf_counter
-    if _PROFILER is not None:
-        _PROFILER.enable()
-    try:
-        for i in range(n):
-            start = clock()
-            fn(i)
-            samples.append(clock() - start)
-    finally:
-        if _PROFILER is not None:
-            _PROFILER.disable()
-    return samples
+    """:func:`_common.timed`, under :func:`profile_op`'s profiler when one is set."""
+    return _common.timed(fn, n, profiler=_PROFILER)
 
 
 def fill_directory(client: nexus.NexusClient, directory: str, count: int, *, threads: int,
@@ -344,49 +317,16 @@ def op_fill(client: nexus.NexusClient, plan: Plan, state: State) -> Result:
 
 
 @contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh database on the server of ``admin_url``; dropped on exit."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        base, _, _ = conninfo.rpartition("/")
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
-
-
-def postgres_version(admin_url: str) -> str:
-    import psycopg
-
-    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    return row[0] if row else "?"
-
-
-@contextmanager
 def backend_client(backend: str, admin_url: str,
                    tmp_parent: str | None) -> Iterator[nexus.NexusClient]:
-    data_dir = tempfile.mkdtemp(prefix=f"nexus-bench-{backend}-", dir=tmp_parent)
-    try:
-        if backend == "sqlite":
-            client = nexus.connect(config={"data_dir": data_dir})
-            with client:
-                yield client
-        else:
-            with postgres_database(admin_url) as url:
-                client = nexus.connect(config={"data_dir": data_dir, "database_url": url})
-                with client:
-                    yield client
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with throwaway_store(backend, admin_url, db_prefix="bench_",
+                         dir_prefix=f"nexus-bench-{backend}-",
+                         tmp_parent=tmp_parent) as (data_dir, url):
+        config = {"data_dir": str(data_dir)}
+        if url is not None:
+            config["database_url"] = url
+        with nexus.connect(config=config) as client:
+            yield client
 
 
 def run_backend(backend: str, plan: Plan,
@@ -439,15 +379,10 @@ def profile_op(backend: str, op: str, fn: Callable[[nexus.NexusClient, int], Res
         result = fn(client, n)
     finally:
         profiler, _PROFILER = _PROFILER, None
-    hide_bench = r"^(?!engine\.py:)"
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out).strip_dirs()
-    stats.sort_stats("cumulative").print_stats(hide_bench, 15)
-    stats.sort_stats("tottime").print_stats(hide_bench, 10)
     print(f"  profiled {backend} {op}", file=sys.stderr, flush=True)
     return (f"=== profile: {backend} {op} ({n} iterations under cProfile, "
             f"{sum(result.samples):.3f} s incl. profiler overhead) ===\n"
-            f"{out.getvalue().strip()}")
+            f"{top_functions(profiler, 'engine.py')}")
 
 
 # -- report ----------------------------------------------------------------------------
@@ -458,39 +393,8 @@ _HEADER = (f"{'backend':<10} {'op':<10} {'iters':>7} {'median ms':>10} {'p99 ms'
 
 def format_row(r: Result) -> str:
     target = r.target.text if r.target else "-"
-    return (f"{r.backend:<10} {r.op:<10} {r.iters:>7} {r.median_ms:>10.3f} {r.p99_ms:>10.3f} "
+    return (f"{r.backend:<10} {r.op:<10} {r.iters:>7} {r.p50_ms:>10.3f} {r.p99_ms:>10.3f} "
             f"{r.ops_per_s:>10.1f}  {target:<18} {r.verdict:<4}  {r.note}")
-
-
-def filesystem_of(path: str) -> str:
-    """The mount point and type holding ``path`` (Linux), for judging fsync costs."""
-    try:
-        with open("/proc/mounts") as mounts:
-            entries = [line.split()[:3] for line in mounts]
-    except OSError:
-        return "?"
-    real = os.path.realpath(path)
-    best = max((e for e in entries if real == e[1] or real.startswith(e[1].rstrip("/") + "/")),
-               key=lambda e: len(e[1]), default=None)
-    return f"{best[2]} on {best[1]}" if best else "?"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def machine_lines(args: argparse.Namespace, backends: list[str]) -> list[str]:
@@ -502,19 +406,16 @@ def machine_lines(args: argparse.Namespace, backends: list[str]) -> list[str]:
         nexus_version = "?"
     tmp = args.tmp_dir or tempfile.gettempdir()
     lines = [
-        f"date:      {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"machine:   {os.cpu_count()} CPUs ({cpu_model()}), {platform.platform()}",
-        f"python:    {platform.python_implementation()} {platform.python_version()}",
+        date_line(),
+        machine_line(),
+        f"python:    {python_version()}",
         f"load avg:  {load_average()} (1/5/15 min, at start; other work skews the figures)",
         f"nexus:     {nexus_version}; SQLite {sqlite3.sqlite_version}",
-        f"data dir:  {tmp} ({filesystem_of(tmp)})",
+        data_dir_line(tmp),
     ]
     if "postgresql" in backends:
-        try:
-            pg = postgres_version(args.database_url)
-        except Exception as exc:  # noqa: BLE001
-            pg = f"unreachable ({exc})"
-        lines.append(f"postgres:  {pg} at {redact(args.database_url)}")
+        lines.append(f"postgres:  {postgres_version(args.database_url)} "
+                     f"at {redact(args.database_url)}")
     return lines
 
 
@@ -528,13 +429,9 @@ def redact(url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL,
-                        help="PostgreSQL server (maintenance database) on which a throw-away "
-                             "bench_* database is created and dropped "
-                             f"(default {DEFAULT_ADMIN_URL})")
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser = script_parser(__doc__)
+    add_database_url_option(parser, "bench_")
+    add_backend_option(parser)
     parser.add_argument("--quick", action="store_true",
                         help="10x fewer iterations and a 10,000-entry paging directory")
     parser.add_argument("--page-size", type=int, default=1000,
@@ -571,11 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     print(_HEADER)
     for r in results:
         print(format_row(r))
-    verdicts = [r for r in results if r.verdict in ("PASS", "MISS")]
-    misses = [r for r in verdicts if r.verdict == "MISS"]
     print()
-    print(f"targets: {len(verdicts) - len(misses)} PASS, {len(misses)} MISS"
-          + (f" ({', '.join(r.op for r in misses)})" if misses else ""))
+    print("targets: " + tally((r.op, r.verdict) for r in results
+                              if r.verdict in ("PASS", "MISS")))
     for text in profiles:
         print()
         print(text)
@@ -584,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as out:
             json.dump({"machine": header, "quick": args.quick, "results": [
                 {"backend": r.backend, "op": r.op, "iters": r.iters,
-                 "median_ms": r.median_ms, "p99_ms": r.p99_ms, "ops_per_s": r.ops_per_s,
+                 "median_ms": r.p50_ms, "p99_ms": r.p99_ms, "ops_per_s": r.ops_per_s,
                  "target": r.target.text if r.target else None, "verdict": r.verdict or None,
                  "note": r.note} for r in results]}, out, indent=2)
     return 0

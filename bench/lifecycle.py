@@ -48,10 +48,8 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
-import io
 import json
 import os
-import pstats
 import random
 import shutil
 import statistics
@@ -59,7 +57,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,13 +65,25 @@ from typing import Any
 import psutil
 
 import nexus
-from engine import DEFAULT_ADMIN_URL, machine_lines, percentile
+from _common import (
+    MB,
+    RssSampler,
+    Samples,
+    add_backend_option,
+    add_database_url_option,
+    git,
+    libpq_url,
+    postgres_database,
+    script_parser,
+    tally,
+    top_functions,
+)
+from engine import machine_lines
 from nexus.client import LocalTransport
 
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
-MB = 1_000_000  # throughput and RSS figures are in MB = 10**6 bytes
 
 ACME, BETA, COPY, AUDITED = "acme", "beta", "copy", "audited"
 FILES_PER_DIR = 100
@@ -125,7 +134,7 @@ class Bulk:
 
 
 @dataclass
-class Latency:
+class Latency(Samples):
     """Single calls timed one by one."""
 
     backend: str
@@ -135,18 +144,6 @@ class Latency:
     samples: list[float]
     note: str = ""
 
-    @property
-    def p50_ms(self) -> float:
-        return statistics.median(self.samples) * 1000
-
-    @property
-    def p99_ms(self) -> float:
-        return percentile(self.samples, 99) * 1000
-
-    @property
-    def ops_per_s(self) -> float:
-        total = sum(self.samples)
-        return len(self.samples) / total if total > 0 else float("inf")
 
 
 @dataclass
@@ -172,38 +169,6 @@ class Plan:
 
 
 # -- measuring helpers -----------------------------------------------------------------
-
-
-class RssSampler:
-    """Peak resident-set growth of this process, sampled every 50 ms."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self._process = psutil.Process()
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.base = self.peak = 0
-
-    def _sample(self) -> None:
-        self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._sample()
-
-    def __enter__(self) -> RssSampler:
-        self.base = self.peak = self._process.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.base
 
 
 def paced(calls: Sequence[Callable[[int], Any]], n: int, *, rate: float | None = USER_RATE,
@@ -266,13 +231,8 @@ def profiled(label: str, fn: Callable[[], Any]) -> tuple[Any, str]:
     finally:
         profiler.disable()
     elapsed = time.perf_counter() - start
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out).strip_dirs()
-    hide_bench = r"^(?!lifecycle\.py:)"
-    stats.sort_stats("cumulative").print_stats(hide_bench, 15)
-    stats.sort_stats("tottime").print_stats(hide_bench, 10)
     text = (f"=== profile: {label} ({elapsed:.2f} s under cProfile) ===\n"
-            f"{out.getvalue().strip()}")
+            f"{top_functions(profiler, 'lifecycle.py')}")
     return value, text
 
 
@@ -389,25 +349,6 @@ def user_client(service: Any, admin: nexus.NexusClient, tenant: str,
 
 
 @contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh database on the server of ``admin_url``; dropped on exit."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"bench_lifecycle_{uuid.uuid4().hex[:12]}"
-    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        base, _, _ = conninfo.rpartition("/")
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
-
-
-@contextmanager
 def backend_client(backend: str, admin_url: str,
                    data_dir: str) -> Iterator[tuple[nexus.NexusClient, str | None]]:
     """The administrator's client, and the PostgreSQL database's URL (None for SQLite)."""
@@ -415,7 +356,7 @@ def backend_client(backend: str, admin_url: str,
         with nexus.connect(config={"data_dir": data_dir}) as client:
             yield client, None
         return
-    with postgres_database(admin_url) as url:
+    with postgres_database(admin_url, "bench_lifecycle_") as url:
         with nexus.connect(config={"data_dir": data_dir, "database_url": url}) as client:
             yield client, url
 
@@ -423,9 +364,8 @@ def backend_client(backend: str, admin_url: str,
 def postgres_setting(admin_url: str, name: str) -> str:
     import psycopg
 
-    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
     try:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
+        with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
             row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s",
                                (name,)).fetchone()
     except Exception as exc:  # noqa: BLE001
@@ -510,7 +450,7 @@ class Run:
             raise AssertionError(f"export has {info['files']} files / {info['bytes']} bytes")
         self.archive = info
         self.bulk(Bulk("", "export", seconds, info["files"], info["bytes"], info["bytes"],
-                       archive_bytes=info["archive_bytes"], rss_growth=rss.growth,
+                       archive_bytes=info["archive_bytes"], rss_growth=rss.client_growth,
                        rss_target=True,
                        note=f"-> {info['path']} (archive/content "
                             f"{info['archive_bytes'] / info['bytes']:.3f}); "
@@ -539,7 +479,7 @@ class Run:
         finally:
             os.unlink(local)
         self.bulk(Bulk("", "download", seconds, self.plan.files, self.plan.total_bytes, size,
-                       archive_bytes=size, rss_growth=rss.growth,
+                       archive_bytes=size, rss_growth=rss.client_growth,
                        note="MB/s of the archive; read_stream() into a local file (no "
                             "fsync), SHA-256 checked afterwards"))
 
@@ -551,7 +491,7 @@ class Run:
         self.check_copy(tenant, result)
         self.bulk(Bulk("", "import", seconds, result["files"], self.plan.total_bytes,
                        self.plan.total_bytes, archive_bytes=self.archive["archive_bytes"],
-                       rss_growth=rss.growth, rss_target=True,
+                       rss_growth=rss.client_growth, rss_target=True,
                        note=f"import_tenant({self.archive['path']!r}, tenant_id={tenant!r}); "
                             f"{result['users']} users, {result['tuples']} tuples; "
                             "usage and 20 files' SHA-256 checked afterwards"))
@@ -812,16 +752,9 @@ def format_latency(r: Latency) -> str:
 
 def code_version() -> str:
     """The commit of the checkout and whether ``src/`` has uncommitted changes."""
-    import subprocess
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        head = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %cd",
-                               "--date=format:%Y-%m-%d %H:%M"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    head = git("log", "-1", "--format=%h %cd", "--date=format:%Y-%m-%d %H:%M")
+    dirty = git("status", "--porcelain", "--", "src")
+    if not head or dirty is None:
         return "?"
     return f"{head}" + (" + uncommitted changes in src/" if dirty else "")
 
@@ -838,13 +771,9 @@ def other_bench_processes() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL,
-                        help="PostgreSQL server (maintenance database) on which a throw-away "
-                             "bench_lifecycle_* database is created and dropped "
-                             f"(default {DEFAULT_ADMIN_URL})")
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser = script_parser(__doc__)
+    add_database_url_option(parser, "bench_lifecycle_")
+    add_backend_option(parser)
     parser.add_argument("--quick", action="store_true",
                         help="1,000 files / 64 MiB and 10x fewer latency iterations")
     parser.add_argument("--files", type=int, default=None,
@@ -909,10 +838,8 @@ def main(argv: list[str] | None = None) -> int:
     for outcome in outcomes:
         for line in outcome.findings:
             print(line)
-    judged = [b for o in outcomes for b in o.bulk if b.verdict]
-    misses = [f"{b.backend} {b.step}" for b in judged if b.verdict == "MISS"]
-    print(f"targets: {len(judged) - len(misses)} PASS, {len(misses)} MISS"
-          + (f" ({', '.join(misses)})" if misses else ""))
+    print("targets: " + tally((f"{b.backend} {b.step}", b.verdict)
+                              for o in outcomes for b in o.bulk if b.verdict))
     for outcome in outcomes:
         for text in outcome.profiles:
             print()

@@ -19,7 +19,6 @@ Also times a ``/metrics`` scrape of that app.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -32,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _common import load_averages, script_parser
 from nexus.logs import configure_logging
 from nexus.server import create_app
 from nexus.server.metrics import Metrics, MetricsMiddleware
@@ -143,7 +143,7 @@ def real_request_costs(service: Any, requests: int, log_file: Path) -> list[tupl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--requests", type=int, default=10_000,
                         help="requests per layer and round (default 10,000)")
     args = parser.parse_args()
@@ -157,8 +157,10 @@ def main() -> None:
             service.close()
             logging.getLogger().handlers.clear()
         lines = sum(1 for _ in log_file.open())
+    loads = load_averages()
     print(f"# bench/observability.py  {time.strftime('%Y-%m-%d %H:%M')}  "
-          f"{os.cpu_count()} CPUs  {platform.python_version()}  load {os.getloadavg()[0]:.2f}")
+          f"{os.cpu_count()} CPUs  {platform.python_version()}  "
+          f"load {'?' if loads is None else f'{loads[0]:.2f}'}")
     print(f"{'layer':40} {'mean µs':>9} {'p50 µs':>9} {'added µs':>9}")
     previous = None
     for name, mean, p50 in layers:

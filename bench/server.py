@@ -44,11 +44,9 @@ import datetime as dt
 import itertools
 import json
 import os
-import platform
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -64,15 +62,31 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 import nexus
+from _common import (
+    MB,
+    RssSampler,
+    Samples,
+    ServerProcess,
+    add_database_url_option,
+    cpu_seconds,
+    data_dir_line,
+    date_line,
+    git,
+    machine_line,
+    postgres_version,
+    python_version,
+    script_parser,
+    tally,
+    throwaway_store,
+    timed,
+    uptime,
+)
 
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 KIB = 1024
 MIB = 1024 * 1024
 GIB = 1024 * MIB
-MB = 1_000_000  # throughput and RSS figures are in MB = 10**6 bytes
 WORK_TENANTS = 8  # tenants whose owners run the latency and mixed workloads
 USER = "owner"  # the owner user created in each onboarded tenant
 MIXED_READ_FILES = 50
@@ -95,7 +109,7 @@ class Target:
 
 
 @dataclass
-class Result:
+class Result(Samples):
     backend: str
     op: str
     samples: list[float]  # seconds, one per call (empty for byte streams)
@@ -104,22 +118,6 @@ class Result:
     figures: dict[str, float | None] = field(default_factory=dict)
     target: Target | None = None
 
-    @property
-    def iters(self) -> int:
-        return len(self.samples)
-
-    @property
-    def p50_ms(self) -> float:
-        return statistics.median(self.samples) * 1000
-
-    @property
-    def p99_ms(self) -> float:
-        return percentile(self.samples, 99) * 1000
-
-    @property
-    def ops_per_s(self) -> float:
-        elapsed = self.wall if self.wall is not None else sum(self.samples)
-        return self.iters / elapsed if elapsed > 0 else float("inf")
 
     @property
     def measured(self) -> str:
@@ -132,13 +130,6 @@ class Result:
             return ""
         judged = self.target.measure(self)
         return "n/a" if judged is None else "PASS" if judged[1] else "MISS"
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    """Nearest-rank percentile (with 3 samples, p99 is the slowest one)."""
-    ordered = sorted(samples)
-    rank = max(1, -(-len(ordered) * pct // 100))
-    return ordered[int(rank) - 1]
 
 
 def p50_at_most(ms: float) -> Target:
@@ -171,200 +162,21 @@ TARGETS = {
 }
 
 
-def timed(fn: Callable[[int], Any], n: int) -> list[float]:
-    """Call ``fn(i)`` for i in range(n); each call's duration in seconds."""
-    samples = []
-    clock = time.perf_counter
-    for i in range(n):
-        start = clock()
-        fn(i)
-        samples.append(clock() - start)
-    return samples
-
-
 # -- the server under test -------------------------------------------------------------
-
-
-@contextmanager
-def postgres_database(admin_url: str, prefix: str = "bench_server_") -> Iterator[str]:
-    """A fresh database on the server of ``admin_url``; dropped (WITH FORCE) on exit."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"{prefix}{uuid.uuid4().hex[:12]}"
-    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{conninfo.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
-
-
-def postgres_version(admin_url: str) -> str:
-    import psycopg
-
-    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    try:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-    except Exception as exc:  # noqa: BLE001 - shown in the header
-        return f"unreachable ({exc})"
-    return row[0] if row else "?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """``python -m nexus.cli serve`` on a free loopback port, as the guide's Step 1 runs it.
-
-    Its output goes to ``log_path`` (not a pipe, which a chatty access log could fill).
-    """
-
-    def __init__(self, data_dir: Path, database_url: str | None, log_path: Path,
-                 log_level: str = "info") -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        args = [sys.executable, "-m", "nexus.cli", "serve", "--host", "127.0.0.1",
-                "--port", str(self.port), "--data-dir", str(data_dir),
-                "--log-level", log_level]
-        if database_url:
-            args += ["--database-url", database_url]
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        try:
-            self._wait_healthy(timeout=90)
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def admin_key(self) -> str:
-        return (self.data_dir / "admin.key").read_text().strip()
-
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n"
-                                   f"{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"the server did not become healthy in {timeout:.0f} s:\n"
-                           f"{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> int | None:
-        """SIGTERM (uvicorn drains in-flight requests), then SIGKILL after 60 s."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
 
 
 @contextmanager
 def started_server(backend: str, admin_url: str, tmp_parent: str | None,
                    log_level: str = "info") -> Iterator[ServerProcess]:
     """A server over a new temporary data directory (and PostgreSQL database)."""
-    root = Path(tempfile.mkdtemp(prefix=f"nexus-bench-server-{backend}-", dir=tmp_parent))
-    try:
-        if backend == "sqlite":
-            server = ServerProcess(root / "data", None, root / "server.log", log_level)
-            try:
-                yield server
-            finally:
-                server.stop()
-        else:
-            with postgres_database(admin_url) as url:
-                server = ServerProcess(root / "data", url, root / "server.log", log_level)
-                try:
-                    yield server
-                finally:
-                    server.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-class RssSampler:
-    """Peak resident-set growth of this process and of the server, sampled every 50 ms."""
-
-    def __init__(self, server_pid: int | None, interval: float = 0.05) -> None:
-        self._client = psutil.Process()
-        self._server = psutil.Process(server_pid) if server_pid else None
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.client_base = self.client_peak = 0
-        self.server_base = self.server_peak = 0
-
-    def _sample(self) -> None:
-        self.client_peak = max(self.client_peak, self._client.memory_info().rss)
-        if self._server is not None:
-            try:
-                self.server_peak = max(self.server_peak, self._server.memory_info().rss)
-            except psutil.Error:
-                pass
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._sample()
-
-    def __enter__(self) -> RssSampler:
-        self.client_base = self.client_peak = self._client.memory_info().rss
-        if self._server is not None:
-            self.server_base = self.server_peak = self._server.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-    @property
-    def client_growth_mb(self) -> float:
-        return (self.client_peak - self.client_base) / MB
-
-    @property
-    def server_growth_mb(self) -> float | None:
-        return None if self._server is None else (self.server_peak - self.server_base) / MB
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        times = psutil.Process(pid).cpu_times()
-    except psutil.Error:
-        return None
-    return times.user + times.system
+    with throwaway_store(backend, admin_url, db_prefix="bench_server_",
+                         dir_prefix=f"nexus-bench-server-{backend}-",
+                         tmp_parent=tmp_parent) as (root, url):
+        server = ServerProcess(root / "data", url, root / "server.log", log_level)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 # -- the workload ----------------------------------------------------------------------
@@ -920,48 +732,13 @@ def format_row(r: Result) -> str:
             f"{r.verdict:<4}  {r.note}")
 
 
-def filesystem_of(path: str) -> str:
-    try:
-        with open("/proc/mounts") as mounts:
-            entries = [line.split()[:3] for line in mounts]
-    except OSError:
-        return "?"
-    real = os.path.realpath(path)
-    best = max((e for e in entries if real == e[1] or real.startswith(e[1].rstrip("/") + "/")),
-               key=lambda e: len(e[1]), default=None)
-    return f"{best[2]} on {best[1]}" if best else "?"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True,
-                              timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        return f"load average: {load}"
-
-
 def source_state() -> str:
     """The commit the measured code is at, and how many files of src/ differ from it."""
-    repo = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "src"],
-                               capture_output=True, text=True, timeout=10).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
+    head = git("rev-parse", "--short", "HEAD")
+    status = git("status", "--porcelain", "src")
+    if head is None or status is None:
         return "?"
+    dirty = status.splitlines()
     if not head:
         return "? (not a git checkout)"
     return f"git {head}" + (f" + {len(dirty)} uncommitted change(s) in src/" if dirty else "")
@@ -970,12 +747,12 @@ def source_state() -> str:
 def machine_lines(tmp_dir: str | None, admin_url: str | None) -> list[str]:
     tmp = tmp_dir or tempfile.gettempdir()
     lines = [
-        f"date:      {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"machine:   {os.cpu_count()} CPUs ({cpu_model()}), {platform.platform()}",
-        f"python:    {platform.python_implementation()} {platform.python_version()}; "
+        date_line(),
+        machine_line(),
+        f"python:    {python_version()}; "
         f"nexus {nexus.__version__} ({source_state()}); SQLite {sqlite3.sqlite_version}",
         f"uptime:    {uptime()}  (at start; other work skews the figures)",
-        f"data dir:  {tmp} ({filesystem_of(tmp)})",
+        data_dir_line(tmp),
     ]
     if admin_url:
         lines.append(f"postgres:  {postgres_version(admin_url)}")
@@ -995,19 +772,16 @@ def print_report(title: str, header: list[str], results: list[Result], profiles:
         print(format_fn(r))
     print()
     for group, rows in itertools.groupby(results, key=lambda r: r.backend):
-        judged = [r for r in rows if r.verdict in ("PASS", "MISS")]
-        misses = [r for r in judged if r.verdict == "MISS"]
         label = "targets" if group == official else "same figures (information)"
-        print(f"{group}: {label}: {len(judged) - len(misses)} PASS, {len(misses)} MISS"
-              + (f" ({', '.join(r.op for r in misses)})" if misses else ""))
+        print(f"{group}: {label}: "
+              + tally((r.op, r.verdict) for r in rows if r.verdict in ("PASS", "MISS")))
     for text in profiles:
         print()
         print(text)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("url", nargs="?", help="a running server, e.g. http://127.0.0.1:8080")
     parser.add_argument("admin_key", nargs="?", help="its system administrator's API key")
     parser.add_argument("--start", choices=["sqlite", "postgresql", "both"],
@@ -1017,10 +791,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="remote", help="backend column for URL mode")
     parser.add_argument("--quick", action="store_true",
                         help="10x fewer iterations, a 5 s mixed phase and 128 MiB streams")
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL,
-                        help="--start postgresql: the server (maintenance database) on which "
-                             "a throw-away bench_server_* database is created and dropped "
-                             f"(default {DEFAULT_ADMIN_URL})")
+    add_database_url_option(parser, "bench_server_", lead="--start postgresql: the server")
     parser.add_argument("--tmp-dir", default=None,
                         help="parent of the temporary data directory (default: $TMPDIR)")
     parser.add_argument("--server-log-level", default="info",

@@ -47,28 +47,24 @@ import random
 import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import nexus
-from server import (
-    DEFAULT_ADMIN_URL,
-    Result,
+from _common import (
     ServerProcess,
-    Target,
+    add_backend_option,
+    add_database_url_option,
     cpu_seconds,
-    machine_lines,
-    postgres_database,
-    print_report,
-    profile_op,
+    script_parser,
+    throwaway_store,
     timed,
     uptime,
 )
+from server import Result, Target, machine_lines, print_report, profile_op
 
 STANDARD_DIRECTORIES = ("users", "shared", "uploads", "exports")
 OWNER = "owner"
@@ -308,22 +304,6 @@ def grow(data_dir: Path, database_url: str | None, start: int, end: int) -> str:
 # -- one backend -----------------------------------------------------------------------
 
 
-@contextmanager
-def deployment(backend: str, admin_url: str, tmp_parent: str | None
-               ) -> Iterator[tuple[Path, str | None]]:
-    import shutil
-
-    root = Path(tempfile.mkdtemp(prefix=f"nexus-bench-tenants-{backend}-", dir=tmp_parent))
-    try:
-        if backend == "sqlite":
-            yield root, None
-        else:
-            with postgres_database(admin_url) as url:
-                yield root, url
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def run_backend(backend: str, args: argparse.Namespace, rng: random.Random
                 ) -> tuple[list[Row], list[str], list[str]]:
     rows: list[Row] = []
@@ -360,7 +340,9 @@ def run_backend(backend: str, args: argparse.Namespace, rng: random.Random
                               first=PROFILE_FIRST), count, server.pid))
 
     print(f"[{backend}] onboarding {n:,} tenants ...", file=sys.stderr, flush=True)
-    with deployment(backend, args.database_url, args.tmp_dir) as (root, url):
+    with throwaway_store(backend, args.database_url, db_prefix="bench_server_",
+                         dir_prefix=f"nexus-bench-tenants-{backend}-",
+                         tmp_parent=args.tmp_dir) as (root, url):
         data_dir, log = root / "data", root / "server.log"
         server = ServerProcess(data_dir, url, log, args.server_log_level)
         try:
@@ -403,9 +385,8 @@ def format_row(row: Row) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser = script_parser(__doc__)
+    add_backend_option(parser)
     parser.add_argument("--quick", action="store_true",
                         help="1,000 tenants grown to 10,000, 50 iterations per latency")
     parser.add_argument("--tenants", type=int, default=None,
@@ -417,10 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="parallel onboarding clients (default 8)")
     parser.add_argument("--iters", type=int, default=None,
                         help="iterations per latency (default 200; 50 with --quick)")
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL,
-                        help="PostgreSQL server (maintenance database) on which a throw-away "
-                             f"bench_server_* database is created and dropped "
-                             f"(default {DEFAULT_ADMIN_URL})")
+    add_database_url_option(parser, "bench_server_")
     parser.add_argument("--tmp-dir", default=None,
                         help="parent of the temporary data directories (default: $TMPDIR)")
     parser.add_argument("--server-log-level", default="info",
