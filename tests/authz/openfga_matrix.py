@@ -11,6 +11,7 @@ SQL tuple store in ``test_conformance_sql.py``, so every backend runs the same r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -29,10 +30,20 @@ from nexus.authz.reader import (
 )
 from nexus.errors import InvalidArgumentError
 
-__all__ = ["CONFORMANCE_DIR", "KINDS", "MatrixStore", "MemoryMatrixStore", "Outcome",
-           "load_tests", "run_test"]
+__all__ = ["CONFORMANCE_DIR", "KINDS", "MISSING_DATA", "MatrixStore", "MemoryMatrixStore",
+           "Outcome", "load_tests", "run_test"]
 
-CONFORMANCE_DIR = Path(__file__).parents[2].parent / "shared" / "conformance" / "openfga"
+#: OpenFGA's own test data (Apache-2.0), kept beside the checkout, not in it; point
+#: NEXUS_CONFORMANCE_DIR elsewhere to use another copy.
+CONFORMANCE_DIR = Path(os.environ.get("NEXUS_CONFORMANCE_DIR") or
+                       Path(__file__).parents[2].parent / "shared" / "conformance" / "openfga")
+#: Why the conformance tests skip, and where their data comes from.
+MISSING_DATA = (
+    f"OpenFGA conformance data not found at {CONFORMANCE_DIR} (set NEXUS_CONFORMANCE_DIR): "
+    "it is consolidated_1_1_tests.yaml and abac_tests.yaml from github.com/openfga/openfga "
+    "assets/tests/ (commit da9354f7) and language-transformer/ plus "
+    "dsl-*-validation-cases.yaml from github.com/openfga/language tests/data/ (commit "
+    "db371bf4), copied unchanged")
 KINDS = ("check", "list_objects", "list_users")
 
 

@@ -12,11 +12,11 @@ from collections import Counter
 import pytest
 
 from .conftest import CONFORMANCE_TOTALS
-from .openfga_matrix import CONFORMANCE_DIR, KINDS, load_tests, run_test
+from .openfga_matrix import CONFORMANCE_DIR, KINDS, MISSING_DATA, load_tests, run_test
 
 MATRIX = CONFORMANCE_DIR / "consolidated_1_1_tests.yaml"
 if not MATRIX.exists():
-    pytest.skip(f"OpenFGA conformance data not found at {MATRIX}", allow_module_level=True)
+    pytest.skip(MISSING_DATA, allow_module_level=True)
 
 TESTS = load_tests(MATRIX)
 

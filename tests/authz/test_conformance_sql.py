@@ -31,11 +31,11 @@ from nexus.store import Database
 from nexus.store.tuples import TupleRepository
 
 from .conftest import CONFORMANCE_BACKEND_TOTALS
-from .openfga_matrix import CONFORMANCE_DIR, KINDS, Outcome, load_tests, run_test
+from .openfga_matrix import CONFORMANCE_DIR, KINDS, MISSING_DATA, Outcome, load_tests, run_test
 
 MATRIX = CONFORMANCE_DIR / "consolidated_1_1_tests.yaml"
 if not MATRIX.exists():
-    pytest.skip(f"OpenFGA conformance data not found at {MATRIX}", allow_module_level=True)
+    pytest.skip(MISSING_DATA, allow_module_level=True)
 
 TESTS = load_tests(MATRIX)
 BACKENDS = ["sqlite", "postgresql"]

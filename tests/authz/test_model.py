@@ -23,7 +23,7 @@ from nexus.authz.model import (
 )
 from nexus.errors import InvalidArgumentError
 
-from .openfga_matrix import CONFORMANCE_DIR
+from .openfga_matrix import CONFORMANCE_DIR, MISSING_DATA
 
 TRANSFORMER = sorted((CONFORMANCE_DIR / "language-transformer").glob("*/authorization-model.fga"))
 # These fixtures test only the DSL -> JSON transformation; their models are semantically
@@ -33,8 +33,7 @@ SEMANTICALLY_INVALID = {
     "14-mixed-operators": "'relation4' relation used inside 'from'",
     "15-mixed-operators-with-direct-assignments-once-beginning-of-line": "'follower'",
 }
-needs_data = pytest.mark.skipif(not CONFORMANCE_DIR.exists(),
-                                reason=f"OpenFGA conformance data not found at {CONFORMANCE_DIR}")
+needs_data = pytest.mark.skipif(not CONFORMANCE_DIR.exists(), reason=MISSING_DATA)
 
 HEADER = "model\n  schema 1.1\ntype user\n"
 
