@@ -30,6 +30,9 @@ class Limits:
     """Bounds every parameter value must keep, whatever its annotation."""
 
     max_string: int = 4_096
+    #: Paths: paths.normalize allows 4,096 UTF-8 bytes after NFC, and a decomposed
+    #: spelling of a valid path can be several times longer before it.
+    max_path: int = 16_384
     #: Documents that are legitimately long strings (an authorization model's DSL).
     max_document: int = 1_048_576
     max_items: int = 10_000
@@ -38,9 +41,8 @@ class Limits:
 
 
 LIMITS = Limits()
-#: Parameters whose string value may be long: a document (an authorization model's DSL) or a
-#: path to one (``archive``), which paths.normalize bounds and names the rule of.
-_DOCUMENTS = frozenset({"model", "archive"})
+#: Parameters whose string value is a document (an authorization model's DSL).
+_DOCUMENTS = frozenset({"model"})
 _STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
 _LAX = ConfigDict(strict=False, arbitrary_types_allowed=True)
 
@@ -68,9 +70,12 @@ _REFS = frozenset({"object", "subject", "checks"})
 
 
 def _max_string(param: str, limits: Limits, *, nested: bool = False) -> int:
-    # Paths are bounded by paths.normalize, whose refusal names the rule (path_length).
-    return limits.max_document if param in _DOCUMENTS or param in _PATHS \
-        or (nested and param in _REFS) else limits.max_string
+    # Within these bounds paths.normalize decides, and its refusal names the rule.
+    if param in _DOCUMENTS:
+        return limits.max_document
+    if param in _PATHS or param == "archive" or (nested and param in _REFS):
+        return limits.max_path
+    return limits.max_string
 
 
 def _check_bounds(method: str, param: str, value: Any, limits: Limits) -> None:
