@@ -22,6 +22,7 @@ from nexus.auth import generate_key, hash_secret, parse_key
 from nexus.errors import (
     AuthenticationError,
     InvalidArgumentError,
+    LimitExceededError,
     NexusFileNotFoundError,
     NexusPermissionError,
 )
@@ -33,10 +34,12 @@ from nexus.store import Database, TenantRepository
 from nexus.store.keys import KeyRecord, KeyRepository
 from nexus.types import Principal, parse_timestamp
 
-__all__ = ["KeyService", "require_live_key", "validate_user_id"]
+__all__ = ["MAX_LISTED_KEYS", "KeyService", "require_live_key", "validate_user_id"]
 
 _USER_ID = re.compile(r"[A-Za-z0-9._@+=-]{1,255}")
 _LAST_USED_EVERY = 60.0
+#: The most keys one ``admin_list_keys`` answers (docs/http-api.md, "Limits").
+MAX_LISTED_KEYS = 1_000
 
 
 def validate_user_id(user_id: object) -> str:
@@ -173,7 +176,13 @@ class KeyService:
         else:
             self._require_tenant_admin(principal, tenant_id)
         with self._db.read() as conn:
-            return [_public(r) for r in KeyRepository(conn).list(tenant_id, user_id)]
+            # One more than the cap is read, to tell "exactly the cap" from "more".
+            records = KeyRepository(conn).list(tenant_id, user_id, limit=MAX_LISTED_KEYS + 1)
+        if len(records) > MAX_LISTED_KEYS:
+            raise LimitExceededError(
+                f"more than {MAX_LISTED_KEYS} keys match; list one user's keys (user_id) "
+                "or revoke unused ones", limit=MAX_LISTED_KEYS, param="user_id")
+        return [_public(r) for r in records]
 
     def admin_get_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
         """One key's metadata."""

@@ -18,7 +18,12 @@ from sqlalchemy import Connection
 
 from nexus import paths
 from nexus.authz import RelationTuple
-from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
+from nexus.errors import (
+    InvalidArgumentError,
+    LimitExceededError,
+    NexusFileNotFoundError,
+    NexusPermissionError,
+)
 from nexus.service import incarnations
 from nexus.service.access import AccessGate, Action
 from nexus.service.audit import AuditLog
@@ -28,9 +33,11 @@ from nexus.store.shares import ShareRecord, ShareRepository
 from nexus.store.tuples import TupleRepository
 from nexus.types import Principal, iso_time, parse_timestamp
 
-__all__ = ["SHARE_PERMISSIONS", "ShareService", "record_share"]
+__all__ = ["MAX_LISTED_SHARES", "SHARE_PERMISSIONS", "ShareService", "record_share"]
 
 SHARE_PERMISSIONS = ("can_read", "can_write")
+#: The most share records one ``list_shares`` answers (docs/http-api.md, "Limits").
+MAX_LISTED_SHARES = 1_000
 
 
 def record_share(conn: Any, *, source: str, target: str, path: str, permission: str,
@@ -138,14 +145,19 @@ class ShareService:
             raise NexusPermissionError(f"permission denied: not an administrator of "
                                        f"tenant {tenant_id}")
         now = self._clock()
+        most = MAX_LISTED_SHARES + 1  # one more than the cap: "exactly" is not "more"
         with self._db.read() as conn:
             repo = ShareRepository(conn)
             if direction == "outgoing":
-                records = repo.outgoing(tenant_id)
+                records = repo.outgoing(tenant_id, limit=most)
             else:
                 incarnation = TenantRepository(conn).incarnation(tenant_id)
                 records = [] if incarnation is None \
-                    else repo.incoming(tenant_id, incarnation=incarnation)
+                    else repo.incoming(tenant_id, incarnation=incarnation, limit=most)
+        if len(records) > MAX_LISTED_SHARES:
+            raise LimitExceededError(
+                f"tenant {tenant_id} has more than {MAX_LISTED_SHARES} {direction} share "
+                "records; revoke unused ones", limit=MAX_LISTED_SHARES)
         shown = [share_dict(r, now) for r in records]
         return shown if include_expired else [s for s in shown if s["status"] == "active"]
 

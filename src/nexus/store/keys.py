@@ -81,13 +81,15 @@ class KeyRepository:
         row = self.conn.execute(select(api_keys).where(_K.key_id == key_id)).first()
         return _record(row) if row else None
 
-    def list(self, tenant_id: str | None = None, user_id: str | None = None) -> list[KeyRecord]:
+    def list(self, tenant_id: str | None = None, user_id: str | None = None, *,
+             limit: int | None = None) -> list[KeyRecord]:
         query = select(api_keys)
         if tenant_id is not None:
             query = query.where(_K.tenant_id == tenant_id)
         if user_id is not None:
             query = query.where(_K.user_id == user_id)
-        return [_record(r) for r in self.conn.execute(query.order_by(_K.created_at, _K.key_id))]
+        query = query.order_by(_K.created_at, _K.key_id).limit(limit)
+        return [_record(r) for r in self.conn.execute(query)]
 
     def update(self, key_id: str, **values: Any) -> bool:
         result = self.conn.execute(update(api_keys).where(_K.key_id == key_id).values(**values))

@@ -56,18 +56,20 @@ class ShareRepository:
             _S.source_tenant == source_tenant, _S.share_id == share_id)).first()
         return _record(row) if row else None
 
-    def outgoing(self, source_tenant: str) -> list[ShareRecord]:
+    def outgoing(self, source_tenant: str, *, limit: int | None = None) -> list[ShareRecord]:
         query = select(shares).where(_S.source_tenant == source_tenant)
-        return [_record(r) for r in self.conn.execute(query.order_by(_S.created_at))]
+        return [_record(r) for r in self.conn.execute(query.order_by(_S.created_at)
+                                                      .limit(limit))]
 
-    def incoming(self, target_tenant: str, *,
-                 incarnation: str | None = None) -> list[ShareRecord]:
+    def incoming(self, target_tenant: str, *, incarnation: str | None = None,
+                 limit: int | None = None) -> list[ShareRecord]:
         """Shares into ``target_tenant``; with ``incarnation``, only those made to that
         life of it (every other one is dead)."""
         query = select(shares).where(_S.target_tenant == target_tenant)
         if incarnation is not None:
             query = query.where(_S.target_incarnation == incarnation)
-        return [_record(r) for r in self.conn.execute(query.order_by(_S.created_at))]
+        return [_record(r) for r in self.conn.execute(query.order_by(_S.created_at)
+                                                      .limit(limit))]
 
     def revoke(self, source_tenant: str, share_id: str, now: float) -> None:
         self.conn.execute(update(shares).where(
