@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 
 from nexus.errors import InvalidArgumentError, RateLimitedError, RequestTimeoutError
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from nexus.types import Principal
 
 __all__ = ["SYSTEM_BUCKET", "BodyBudget", "StreamAdmission", "StreamSlot", "next_chunk",
-           "stream_bucket"]
+           "stream_bucket", "whole_body"]
 
 #: The bucket of principals bound to no tenant (system administrators): capped like a
 #: tenant, so one leaked administrator key cannot take the pool either.
@@ -184,6 +184,27 @@ class BodyBudget:
         return 0.0 if self._started is None else self._clock() - self._started
 
 
+async def whole_body(request: Request, budget: BodyBudget) -> bytes:
+    """All of a small request body within one allowance of ``budget`` (the idle timeout:
+    a body of a few KiB that takes longer is stalled, whatever its rate)."""
+    seconds = budget.next_timeout()
+    try:
+        with anyio.fail_after(seconds):
+            body = await request.body()
+    except TimeoutError:
+        raise budget.expired() from None
+    except ClientDisconnect:
+        raise _disconnected(budget) from None
+    budget.record(len(body))
+    return body
+
+
+def _disconnected(budget: BodyBudget) -> InvalidArgumentError:
+    # Nobody reads the answer; a client error keeps it out of the 500s.
+    return InvalidArgumentError("the client closed the connection before the body ended",
+                                received=budget.received)
+
+
 async def next_chunk(chunks: AsyncIterator[bytes], budget: BodyBudget) -> bytes:
     """The next chunk of a request body within ``budget``; ``StopAsyncIteration`` at its end.
 
@@ -198,8 +219,6 @@ async def next_chunk(chunks: AsyncIterator[bytes], budget: BodyBudget) -> bytes:
     except TimeoutError:
         raise budget.expired() from None
     except ClientDisconnect:
-        # Nobody reads the answer; a client error keeps it out of the 500s.
-        raise InvalidArgumentError("the client closed the connection before the body "
-                                   "ended", received=budget.received) from None
+        raise _disconnected(budget) from None
     budget.record(len(chunk))
     return chunk

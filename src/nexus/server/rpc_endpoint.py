@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from nexus.errors import InvalidArgumentError
 from nexus.rpc import METHODS, decode_value, dispatch, encode_value, to_plain
-from nexus.server.admission import BodyBudget, next_chunk, stream_bucket
+from nexus.server.admission import BodyBudget, next_chunk, stream_bucket, whole_body
 from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.responses import (
     JSONRPC_INVALID_REQUEST,
@@ -46,6 +46,13 @@ async def read_limited(request: Request, limit: int, budget: BodyBudget) -> byte
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"request body larger than {limit} bytes; "
                            "upload content with PUT /api/fs/content")
+    if _declared_small(request):
+        # A small body (most calls) is one or two chunks: one deadline for all of it costs
+        # one cancel scope instead of one per chunk (a tenth of a stat's server time).
+        body = await whole_body(request, budget)
+        if len(body) > limit:
+            raise BodyTooLarge(f"request body larger than {limit} bytes")
+        return body
     chunks, size = [], 0
     stream = request.stream().__aiter__()
     while True:
