@@ -69,13 +69,13 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import postgres_database
 from nexus.authz import RelationTuple, parse_model
 from nexus.client import LocalTransport, NexusClient
 from nexus.errors import AuthzLimitExceededError
@@ -198,24 +198,6 @@ def timed(fn: Callable[[], Any], n: int, *,
 
 
 @contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh database on the server of ``admin_url``; dropped on exit."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"bench_rebac_{uuid.uuid4().hex[:12]}"
-    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{conninfo.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
-
-
-@contextmanager
 def deployment(backend: str, admin_url: str) -> Iterator[NexusService]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"nexus-bench-rebac-{backend}-"))
     try:
@@ -226,7 +208,7 @@ def deployment(backend: str, admin_url: str) -> Iterator[NexusService]:
             finally:
                 service.close()
         else:
-            with postgres_database(admin_url) as url:
+            with postgres_database(admin_url, "bench_rebac_") as url:
                 service = bootstrap(Settings(data_dir=data_dir, database_url=url))
                 try:
                     yield service
