@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any, Literal
 
-from nexus.errors import NexusError
+from nexus.errors import InternalError, NexusError
 
 __all__ = ["ACCESS_FIELDS", "EndedStreamFilter", "JsonFormatter", "LogFormat", "configure_logging"]
 
@@ -54,7 +54,8 @@ class EndedStreamFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, NexusError):
+        # An internal error is a bug, whose stack trace is the point of the record.
+        if isinstance(error, NexusError) and not isinstance(error, InternalError):
             record.msg, record.args = "response ended early: %s: %s", (error.code, error)
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
