@@ -42,6 +42,10 @@ class Settings:
     streams_total: int = 32
     #: Worker threads that run the (synchronous) engine for requests.
     worker_threads: int = 40
+    #: Connections and requests one ``nexus serve`` process holds at once (uvicorn's
+    #: ``limit_concurrency``); past it, new requests get 503 at once. Bounds what idle or
+    #: slow connections cost before their key is known (each may buffer up to 64 KiB).
+    max_connections: int = 1000
 
     def __post_init__(self) -> None:
         if not self.body_idle_timeout > 0:
@@ -50,6 +54,8 @@ class Settings:
             raise InvalidArgumentError("body minimum rate must be 0 or more bytes per second")
         if self.streams_per_tenant < 1 or self.streams_total < 1:
             raise InvalidArgumentError("stream caps must be at least 1")
+        if self.max_connections < 1:
+            raise InvalidArgumentError("max connections must be at least 1")
         if self.streams_total >= self.worker_threads:
             raise InvalidArgumentError(
                 f"the stream cap ({self.streams_total}) must be below the number of worker "
@@ -73,6 +79,7 @@ class Settings:
             streams_per_tenant=_number(given, env, "streams_per_tenant", int, 8),
             streams_total=_number(given, env, "streams_total", int, 32),
             worker_threads=_number(given, env, "worker_threads", int, 40),
+            max_connections=_number(given, env, "max_connections", int, 1000),
         )
 
     def __repr__(self) -> str:  # never print the secret

@@ -132,6 +132,10 @@ def serve(
     worker_threads: Annotated[int | None, typer.Option(
         "--worker-threads", envvar="NEXUS_WORKER_THREADS",
         help="Threads that run requests (default 40).")] = None,
+    max_connections: Annotated[int | None, typer.Option(
+        "--max-connections", envvar="NEXUS_MAX_CONNECTIONS",
+        help="Connections and requests held at once; more get 503 at once "
+             "(default 1000).")] = None,
 ) -> None:
     """Run the Nexus server. The first start prints the administrator's API key once and
     saves it in <data-dir>/admin.key (mode 0600)."""
@@ -144,7 +148,8 @@ def serve(
                                   "body_min_rate": body_min_rate,
                                   "streams_per_tenant": streams_per_tenant,
                                   "streams_total": streams_total,
-                                  "worker_threads": worker_threads})
+                                  "worker_threads": worker_threads,
+                                  "max_connections": max_connections})
         run_server(settings, host=host, port=port, log_level=log_level.value,
                    log_format=log_format.value, metrics_host=metrics_host,
                    metrics_port=metrics_port,

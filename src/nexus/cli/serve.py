@@ -109,6 +109,7 @@ def run_server(settings: Settings, *, host: str, port: int, log_level: str,
         uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
                     timeout_graceful_shutdown=30, server_header=False, log_config=None,
                     timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                    limit_concurrency=settings.max_connections,
                     **proxy_options(forwarded_allow_ips or []))
     finally:
         if metrics_server is not None:
