@@ -45,7 +45,7 @@ class Settings:
     #: Connections and requests one ``nexus serve`` process holds at once (uvicorn's
     #: ``limit_concurrency``); past it, new requests get 503 at once. Bounds what idle or
     #: slow connections cost before their key is known (each may buffer up to 64 KiB).
-    max_connections: int = 1000
+    max_connections: int = 2048
 
     def __post_init__(self) -> None:
         if not self.body_idle_timeout > 0:
@@ -79,7 +79,7 @@ class Settings:
             streams_per_tenant=_number(given, env, "streams_per_tenant", int, 8),
             streams_total=_number(given, env, "streams_total", int, 32),
             worker_threads=_number(given, env, "worker_threads", int, 40),
-            max_connections=_number(given, env, "max_connections", int, 1000),
+            max_connections=_number(given, env, "max_connections", int, 2048),
         )
 
     def __repr__(self) -> str:  # never print the secret

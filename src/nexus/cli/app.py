@@ -135,7 +135,7 @@ def serve(
     max_connections: Annotated[int | None, typer.Option(
         "--max-connections", envvar="NEXUS_MAX_CONNECTIONS",
         help="Connections and requests held at once; more get 503 at once "
-             "(default 1000).")] = None,
+             "(default 2048; idle keep-alive connections count).")] = None,
 ) -> None:
     """Run the Nexus server. The first start prints the administrator's API key once and
     saves it in <data-dir>/admin.key (mode 0600)."""
