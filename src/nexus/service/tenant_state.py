@@ -16,7 +16,7 @@ from nexus.errors import TenantSuspendedError
 from nexus.store import Database, TenantRepository
 from nexus.tenancy.lifecycle import BLOCKED
 
-__all__ = ["TenantState", "TenantStates"]
+__all__ = ["TenantState", "TenantStates", "refuse_blocked", "trial_over"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,27 +66,42 @@ class TenantStates:
         state = self.get(tenant_id)
         return state.incarnation if state is not None else None
 
-    def require_open(self, tenant_id: str, incarnation: str | None, now: float) -> None:
-        """Refuse, as admission does (:class:`TenantSuspendedError`, the same messages), a
-        tenant that is gone — or is another incarnation than ``incarnation``, when given
-        — suspended, cancelled or past its trial's end. Reads the record fresh: a stream
-        in progress re-checks with this (:mod:`nexus.service.streams`), and another
-        process's suspension must not wait for the cache's ttl."""
-        state = self.get(tenant_id, fresh=True)
+    def live(self, tenant_id: str, incarnation: str | None, *,
+             fresh: bool = False) -> TenantState:
+        """The tenant's state; :class:`TenantSuspendedError` if it is gone, or is another
+        incarnation than ``incarnation`` (when given)."""
+        state = self.get(tenant_id, fresh=fresh)
         if state is None or (incarnation is not None and incarnation != state.incarnation):
             raise TenantSuspendedError(f"tenant {tenant_id} does not exist (any more)",
                                        tenant_id=tenant_id)
-        status, reason = state.status, state.status_reason
-        if status == "trial" and state.trial_ends_at is not None \
-                and state.trial_ends_at <= now:
+        return state
+
+    def require_open(self, tenant_id: str, incarnation: str | None, now: float) -> None:
+        """Refuse, as admission does, a tenant that is gone, suspended, cancelled or past
+        its trial's end. Reads the record fresh: a stream in progress re-checks with this
+        (:mod:`nexus.service.streams`), and another process's suspension must not wait
+        for the cache's ttl."""
+        state = self.live(tenant_id, incarnation, fresh=True)
+        if trial_over(state, now):
             # Admission ends the trial on the tenant's next request; until then it is
             # refused as that request will find it.
-            status, reason = "suspended", "trial ended"
-        if status in BLOCKED:
-            shown = f": {reason}" if reason else ""
-            raise TenantSuspendedError(f"tenant {tenant_id} is {status}{shown}",
-                                       tenant_id=tenant_id, status=status)
+            refuse_blocked(tenant_id, "suspended", "trial ended")
+        refuse_blocked(tenant_id, state.status, state.status_reason)
 
     def forget(self, tenant_id: str) -> None:
         """Drop the cached state after this process changed the tenant."""
         self._cache.pop(tenant_id, None)
+
+
+def trial_over(state: TenantState, now: float) -> bool:
+    """A trial whose end has passed (admission then ends it)."""
+    return state.status == "trial" and state.trial_ends_at is not None \
+        and state.trial_ends_at <= now
+
+
+def refuse_blocked(tenant_id: str, status: str, reason: str | None) -> None:
+    """:class:`TenantSuspendedError` for a tenant whose ``status`` serves no requests."""
+    if status in BLOCKED:
+        shown = f": {reason}" if reason else ""
+        raise TenantSuspendedError(f"tenant {tenant_id} is {status}{shown}",
+                                   tenant_id=tenant_id, status=status)

@@ -25,12 +25,11 @@ from nexus.errors import (
     NexusFileNotFoundError,
     QuotaExceededError,
     RateLimitedError,
-    TenantSuspendedError,
 )
 from nexus.service import incarnations
 from nexus.service.access import AccessGate
 from nexus.service.audit import AuditLog
-from nexus.service.tenant_state import TenantStates
+from nexus.service.tenant_state import TenantStates, refuse_blocked, trial_over
 from nexus.store import (
     Database,
     FileRepository,
@@ -40,7 +39,7 @@ from nexus.store import (
     UsageRepository,
 )
 from nexus.tenancy import GIB, PLANS, Limits, RateLimiter, effective_limits
-from nexus.tenancy.lifecycle import BLOCKED, STATUSES, check_transition
+from nexus.tenancy.lifecycle import STATUSES, check_transition
 from nexus.tenancy.plans import plan_named, validate_overrides
 from nexus.types import Principal, iso_time, parse_timestamp
 
@@ -121,19 +120,11 @@ class TenantService:
         tenant = principal.tenant_id
         if tenant is None or self._gate.is_system_admin(principal):
             return
-        state = self._states.get(tenant)
-        if state is None or (principal.incarnation is not None
-                             and principal.incarnation != state.incarnation):
-            raise TenantSuspendedError(f"tenant {tenant} does not exist (any more)",
-                                       tenant_id=tenant)
-        if state.status == "trial" and state.trial_ends_at is not None \
-                and state.trial_ends_at <= self._clock():
+        state = self._states.live(tenant, principal.incarnation)
+        if trial_over(state, self._clock()):
             self._end_trial(tenant)
             state = self._states.get(tenant) or state
-        if state.status in BLOCKED:
-            reason = f": {state.status_reason}" if state.status_reason else ""
-            raise TenantSuspendedError(f"tenant {tenant} is {state.status}{reason}",
-                                       tenant_id=tenant, status=state.status)
+        refuse_blocked(tenant, state.status, state.status_reason)
         plan = PLANS.get(state.plan, PLANS["free"])
         wait = self._limiter.admit(tenant, plan.rate_per_second, plan.burst)
         if wait > 0:
