@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -187,22 +187,7 @@ class BodyBudget:
 async def whole_body(request: Request, budget: BodyBudget) -> bytes:
     """All of a small request body within one allowance of ``budget`` (the idle timeout:
     a body of a few KiB that takes longer is stalled, whatever its rate)."""
-    seconds = budget.next_timeout()
-    try:
-        with anyio.fail_after(seconds):
-            body = await request.body()
-    except TimeoutError:
-        raise budget.expired() from None
-    except ClientDisconnect:
-        raise _disconnected(budget) from None
-    budget.record(len(body))
-    return body
-
-
-def _disconnected(budget: BodyBudget) -> InvalidArgumentError:
-    # Nobody reads the answer; a client error keeps it out of the 500s.
-    return InvalidArgumentError("the client closed the connection before the body ended",
-                                received=budget.received)
+    return await _within(budget, request.body)
 
 
 async def next_chunk(chunks: AsyncIterator[bytes], budget: BodyBudget) -> bytes:
@@ -212,13 +197,20 @@ async def next_chunk(chunks: AsyncIterator[bytes], budget: BodyBudget) -> bytes:
     (``anyio.from_thread.run``): the loop can time the wait out and hand the thread a
     :class:`RequestTimeoutError` instead of leaving it blocked.
     """
+    return await _within(budget, chunks.__anext__)
+
+
+async def _within(budget: BodyBudget, receive: Callable[[], Awaitable[bytes]]) -> bytes:
+    """``await receive()`` within the budget's next allowance, counted against it."""
     seconds = budget.next_timeout()
     try:
         with anyio.fail_after(seconds):
-            chunk = await chunks.__anext__()
+            data = await receive()
     except TimeoutError:
         raise budget.expired() from None
     except ClientDisconnect:
-        raise _disconnected(budget) from None
-    budget.record(len(chunk))
-    return chunk
+        # Nobody reads the answer; a client error keeps it out of the 500s.
+        raise InvalidArgumentError("the client closed the connection before the body "
+                                   "ended", received=budget.received) from None
+    budget.record(len(data))
+    return data
