@@ -27,9 +27,12 @@ def stress_report(request: pytest.FixtureRequest) -> Callable[[str], None]:
 @pytest.fixture
 def serve(tmp_path: Path, database_url: str | None) -> Iterator[NexusProcess]:
     """A fresh ``nexus serve`` process on the selected backend, logging warnings only
-    (thousands of access lines would say nothing here)."""
+    (thousands of access lines would say nothing here). The stress tests race up to 32
+    writers of one tenant against each other, so the per-tenant stream cap (8, which
+    tests/server/test_fair_serving.py tests) is raised to let them all in at once."""
     server = NexusProcess(tmp_path / "data", database_url, log=tmp_path / "serve.log",
-                          extra_args=("--log-level", "warning"))
+                          extra_args=("--log-level", "warning", "--streams-per-tenant", "36",
+                                      "--streams-total", "36"))
     yield server
     server.stop()
 
