@@ -19,11 +19,8 @@ import platform
 import pstats
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,8 +30,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
+
+from nexus._serve import ServeProcess
 
 #: The PostgreSQL server (and maintenance database) the scripts create their throw-away
 #: databases on unless ``--database-url`` names another.
@@ -352,75 +350,14 @@ def cpu_seconds(pid: int | None) -> float | None:
 # -- a server under test ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """``python -m nexus.cli serve`` on a free loopback port, as the guide's Step 1 runs it.
-
-    Its output goes to ``log_path`` (not a pipe, which a chatty access log could fill).
-    """
+class ServerProcess(ServeProcess):
+    """``python -m nexus.cli serve`` on a free loopback port, as the guide's Step 1 runs it,
+    healthy when the constructor returns (:class:`nexus._serve.ServeProcess`; a large
+    upload may take a while to drain, hence the minute to stop)."""
 
     def __init__(self, data_dir: Path, database_url: str | None, log_path: Path,
                  log_level: str = "info") -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        args = [sys.executable, "-m", "nexus.cli", "serve", "--host", "127.0.0.1",
-                "--port", str(self.port), "--data-dir", str(data_dir),
-                "--log-level", log_level]
-        if database_url:
-            args += ["--database-url", database_url]
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        try:
-            self._wait_healthy(timeout=90)
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def admin_key(self) -> str:
-        return (self.data_dir / "admin.key").read_text().strip()
-
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n"
-                                   f"{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"the server did not become healthy in {timeout:.0f} s:\n"
-                           f"{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> int | None:
-        """SIGTERM (uvicorn drains in-flight requests), then SIGKILL after 60 s."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+        super().__init__(data_dir, database_url, log_path=log_path,
+                         extra_args=("--log-level", log_level), startup_seconds=90,
+                         stop_seconds=60)
+        self.start()

@@ -23,6 +23,7 @@ from nexus.service import NexusService, bootstrap
 from nexus.settings import Settings
 from nexus.store.schema import metadata
 from nexus.types import Principal
+from tests._s3 import MotoServer, S3Target
 
 pytest_plugins = ["tests.run_summary", "tests.secrets_in_logs"]
 
@@ -99,6 +100,25 @@ def _truncate_all(url: str) -> None:
         names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
         conn.execute(text(f"TRUNCATE {names}"))
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoServer]:
+    """moto's S3 server on loopback for this test session (per xdist worker), with the
+    AWS environment pointing at it set for this process and the processes it starts."""
+    with MotoServer() as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.env.items():
+            patch.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+            patch.delenv(name, raising=False)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_blob_url(s3_server: MotoServer) -> S3Target:
+    """``.url``: a fresh ``s3://bucket/prefix`` each time it is read; ``.env``: the AWS
+    variables that reach the server (tests/replicas takes this)."""
+    return S3Target(s3_server)
 
 
 @pytest.fixture(params=BACKENDS)

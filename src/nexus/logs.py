@@ -76,6 +76,10 @@ def configure_logging(level: str = "info", fmt: LogFormat = "text") -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # nexus.access writes the access line (with tenant and request id); uvicorn's would
+    # double it. uvicorn switches its own off only where it configures logging itself,
+    # which a --workers process does before this runs.
+    logging.getLogger("uvicorn.access").propagate = False
     error_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, EndedStreamFilter) for f in error_log.filters):
         error_log.addFilter(EndedStreamFilter())

@@ -307,12 +307,13 @@ def test_gc_json_errors_are_json_too(tmp_path: Path) -> None:
 
 def _forget_identity(data: Path, url: str | None) -> None:
     """Make ``data`` (and its database) look as it did before deployments had ids: no id
-    file, no marker, the schema one migration back (no ``deployment`` table)."""
+    file, no marker, the schema at 0007 (no ``deployment`` table nor later ones)."""
     (data / ID_FILE).unlink()
     (data / "blobs" / MARKER).unlink()
     db = Database(url or f"sqlite:///{data / 'nexus.db'}")
     with db.engine.begin() as conn:
-        conn.execute(text("DROP TABLE deployment"))
+        for table in ("deployment", "cache_events", "rate_buckets"):  # 0008 and later
+            conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
     db.dispose()
 

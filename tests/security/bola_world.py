@@ -96,7 +96,8 @@ class Unlimited:
     """A rate limiter that admits everything: limits are tested in
     tests/tenancy/test_rate_limit.py, and a sweep must not be throttled into 429s."""
 
-    def admit(self, key: str, rate: float, burst: int) -> float:
+    def admit(self, key: str, rate: float, burst: int, cost: float = 1.0, *,
+              paid: float = 0.0, calls: int = 0) -> float:
         return 0.0
 
 
@@ -114,7 +115,8 @@ def truncate_all(url: str) -> None:
 
 
 # Columns that legitimately move on a refused call (counters, bookkeeping, audit).
-_FINGERPRINT_SKIP = {"audit_events", "audit_heads", "usage_daily"}
+# `rate_buckets` is the admission itself: every admitted request takes a token and counts a call.
+_FINGERPRINT_SKIP = {"audit_events", "audit_heads", "usage_daily", "rate_buckets"}
 _VOLATILE = {"last_used_at", "api_calls"}
 
 

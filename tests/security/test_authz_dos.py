@@ -5,6 +5,8 @@ client can reach it, both transports."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import nexus
@@ -12,6 +14,7 @@ import nexus.client._client as client_module
 from nexus.service import NexusService, RebacService, TenantService
 from nexus.service import rebac as rebac_module
 from nexus.service.permissions import RevisionTracker
+from nexus.service.rate_limits import SharedRateLimiter
 from nexus.service.tenant_state import TenantStates
 from nexus.tenancy import PLANS, RateLimiter
 from nexus.types import Principal
@@ -39,9 +42,19 @@ class _Clock:
         return self.now
 
 
-def test_limiter_charges_a_batch_per_item_and_lets_a_full_bucket_go_into_debt() -> None:
+@pytest.fixture(params=["in-process", "shared"])
+def limited(request: pytest.FixtureRequest, service: NexusService) -> tuple[Any, _Clock]:
+    """A limiter on a fake clock: the rule alone, and the server's shared buckets in the
+    database of each backend."""
     clock = _Clock()
-    limiter = RateLimiter(clock=clock)
+    if request.param == "in-process":
+        return RateLimiter(clock=clock), clock
+    return SharedRateLimiter(service.db, clock=clock), clock
+
+
+def test_limiter_charges_a_batch_per_item_and_lets_a_full_bucket_go_into_debt(
+        limited: tuple[Any, _Clock]) -> None:
+    limiter, clock = limited
     rate, burst = 20.0, 40
     assert limiter.admit("t", rate, burst) == 0.0               # the call's admission
     assert limiter.admit("t", rate, burst, 999, paid=1) == 0.0  # and its other 999 items
@@ -53,9 +66,9 @@ def test_limiter_charges_a_batch_per_item_and_lets_a_full_bucket_go_into_debt() 
     assert limiter.admit("t", rate, burst) == 0.0
 
 
-def test_limiter_refuses_a_batch_the_bucket_cannot_pay_and_takes_nothing() -> None:
-    clock = _Clock()
-    limiter = RateLimiter(clock=clock)
+def test_limiter_refuses_a_batch_the_bucket_cannot_pay_and_takes_nothing(
+        limited: tuple[Any, _Clock]) -> None:
+    limiter, clock = limited
     for _ in range(30):
         assert limiter.admit("t", 20.0, 40) == 0.0
     assert limiter.admit("t", 20.0, 40, 500, paid=1) > 0  # 10 left, a full bucket needed
@@ -68,7 +81,7 @@ def _wired_rebac(service: NexusService) -> tuple[RebacService, TenantService, _C
     clock = _Clock()
     tenants = TenantService(db=service.db, gate=service.policy,
                             states=TenantStates(service.db, ttl=0), audit=service.audit,
-                            limiter=RateLimiter(clock=clock))
+                            limiter=SharedRateLimiter(service.db, clock=clock))
     rebac = RebacService(db=service.db, engine=service.permissions,
                          revisions=RevisionTracker(service.db), audit=service.audit,
                          gate=service.policy, charge=tenants.charge_rate)

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 import nexus
 from nexus.client import NexusClient
 from nexus.service import AccessGate, NexusService, TenantService
+from nexus.service.rate_limits import SharedRateLimiter
 from nexus.service.tenant_state import TenantStates
 from nexus.tenancy import PLANS, RateLimiter
 from nexus.types import Principal
@@ -69,7 +70,7 @@ def gate(service: NexusService, clock: FakeClock) -> TenantService:
     access = _build(AccessGate, {**shared, "engine": service.permissions})
     return _build(TenantService, {
         **shared, "gate": access, "states": TenantStates(service.db, ttl=0, clock=clock),
-        "clock": clock, "limiter": RateLimiter(clock=clock.monotonic)})
+        "clock": clock, "limiter": SharedRateLimiter(service.db, clock=clock)})
 
 
 def _burst(admit: Callable[[], None], attempts: int) -> tuple[int, list[nexus.RateLimitedError]]:
@@ -87,8 +88,16 @@ def _burst(admit: Callable[[], None], attempts: int) -> tuple[int, list[nexus.Ra
 # -- the bucket -------------------------------------------------------------------------
 
 
-def test_rate_limiter_token_bucket(clock: FakeClock) -> None:
-    limiter = RateLimiter(clock=clock.monotonic)
+@pytest.fixture(params=["in-process", "shared"])
+def limiter(request: pytest.FixtureRequest, clock: FakeClock, service: NexusService) -> Any:
+    """The rule alone (one process's buckets) and the server's buckets in the database
+    (on each backend): the same answers for the same calls."""
+    if request.param == "in-process":
+        return RateLimiter(clock=clock.monotonic)
+    return SharedRateLimiter(service.db, clock=clock)
+
+
+def test_rate_limiter_token_bucket(clock: FakeClock, limiter: Any) -> None:
     assert [limiter.admit("a", 10.0, 3) for _ in range(3)] == [0.0, 0.0, 0.0]
     wait = limiter.admit("a", 10.0, 3)
     assert wait == pytest.approx(0.1)
@@ -182,7 +191,7 @@ def test_http_answers_429_with_retry_after(service: NexusService, app: Any,
                                            clock: FakeClock) -> None:
     # The server's buckets on a clock that stands still: a slow machine refills nothing
     # between the requests, so the burst is exactly the plan's.
-    service.tenants._limiter = RateLimiter(clock=clock.monotonic)  # noqa: SLF001
+    service.tenants._limiter = SharedRateLimiter(service.db, clock=clock)  # noqa: SLF001
     keys = {}
     for tenant, user in (("acme", "alice"), ("beta", "bob")):
         service.tenants.create_tenant(ADMIN, tenant, plan="free")

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from nexus.blobs.base import CHUNK_SIZE, BlobInfo, BlobNotFound, BlobStore, iter_chunks
+from nexus.blobs.base import (
+    CHUNK_SIZE,
+    BlobInfo,
+    BlobNotFound,
+    BlobStore,
+    StoredBlob,
+    iter_chunks,
+)
 from nexus.blobs.local import LocalBlobStore
 from nexus.blobs.memory import MemoryBlobStore
 from nexus.blobs.registry import blob_store_from_url
@@ -14,6 +21,7 @@ __all__ = [
     "BlobStore",
     "LocalBlobStore",
     "MemoryBlobStore",
+    "StoredBlob",
     "blob_store_from_url",
     "iter_chunks",
 ]

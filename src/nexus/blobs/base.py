@@ -4,6 +4,28 @@ A backend implements the ``_`` hooks; everything else (hashing, chunking, limits
 derived helpers) lives here, so no backend computes or trusts a digest on its own.
 Keys are ``<tenant>/<digest[:2]>/<digest>``: deduplication never crosses tenants, and a
 tenant's blobs can be dropped without looking at anyone else's.
+
+Garbage collection without local-disk facts
+-------------------------------------------
+A blob is written before the metadata row that references it commits, so an unreferenced
+blob may be one that a writer is about to reference. Two rules keep collection safe on
+every backend, a directory or an object store alike:
+
+* **Storing content that is already there re-stores it.** :meth:`StagedBlob.commit` of
+  an existing key moves its *stored time* (what :meth:`BlobStore.inventory` reports as
+  ``modified``) to now — a local file's mtime is restamped, an S3 object is rewritten
+  (the bytes were uploaded to staging anyway, so it costs no extra upload). A writer that
+  relies on old content therefore makes it young again.
+* **Collection is conditional.** ``gc`` lists a tenant's blobs once (sizes and stored
+  times come from the listing: no HEAD per blob), reads the references after the listing,
+  and removes each unreferenced candidate with :meth:`BlobStore.collect`, which removes
+  it *only if it was not stored again since the cutoff*. On a directory and in memory
+  that check and the removal are one atomic step (rename aside, check, put back); on S3
+  the check is one HEAD just before the DELETE, so the one remaining window is that
+  round trip, for content older than the grace period (see :mod:`nexus.blobs.s3`).
+
+Staging storage left by writers that died is cleared by :meth:`BlobStore.purge_staging`,
+which every backend implements.
 """
 
 from __future__ import annotations
@@ -21,7 +43,7 @@ from nexus.errors import InvalidArgumentError
 
 __all__ = [
     "CHUNK_SIZE", "DEPLOYMENT_MARKER", "BlobInfo", "BlobNotFound", "BlobStore", "Data",
-    "StagedBlob", "iter_chunks",
+    "StagedBlob", "StoredBlob", "iter_chunks",
 ]
 
 CHUNK_SIZE = 1024 * 1024
@@ -49,6 +71,16 @@ class BlobInfo:
     digest: str
     size: int
     stamp: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """One entry of :meth:`BlobStore.inventory`: a blob's digest, its size in bytes and
+    when it was last stored (created or re-stored), in seconds since the epoch."""
+
+    digest: str
+    size: int
+    modified: float
 
 
 class StagedBlob(ABC):
@@ -198,22 +230,44 @@ class BlobStore(ABC):
         """Remove a blob; removing a missing blob is not an error."""
         self._delete(self.key(tenant_id, digest))
 
+    def inventory(self, tenant_id: str) -> Iterator[StoredBlob]:
+        """Every blob of a tenant with its size and stored time, from one listing (no
+        per-blob lookup), in no particular order. A blob stored or removed while the
+        listing runs may or may not appear."""
+        self.key(tenant_id, "0" * 64)  # validates the namespace
+        for key, size, modified in self._list(tenant_id + "/"):
+            digest = key.rsplit("/", 1)[1]
+            if _DIGEST.fullmatch(digest):
+                yield StoredBlob(digest, size, modified)
+
     def digests(self, tenant_id: str) -> Iterator[tuple[str, float]]:
-        """``(digest, modified time)`` of every blob of a tenant, in no particular order."""
-        for key in self._iter_keys(tenant_id + "/"):
-            yield key.rsplit("/", 1)[1], self._stat(key)[1]
+        """``(digest, stored time)`` of every blob of a tenant (see :meth:`inventory`)."""
+        for blob in self.inventory(tenant_id):
+            yield blob.digest, blob.modified
+
+    def collect(self, tenant_id: str, digest: str, before: float) -> bool:
+        """Garbage collection's removal: remove a blob unless it was stored (created or
+        re-stored) at or after ``before`` (seconds since the epoch) — a writer may be
+        about to reference it. True if removed; False if kept or already gone."""
+        return self._collect(self.key(tenant_id, digest), before)
+
+    def purge_staging(self, before: float, *, dry_run: bool = False) -> int:
+        """Remove staged content (uploads in progress) begun before ``before`` — what
+        writers that died left behind; returns how many (``dry_run``: would remove)."""
+        return self._purge_staging(before, dry_run)
 
     def copy_from(self, source: BlobStore, src_tenant: str, dst_tenant: str,
                   digest: str) -> BlobInfo:
-        """Copy one blob between tenants (or stores), streaming it."""
+        """Copy one blob between tenants (or stores), streaming it through this process;
+        a backend that can copy inside the service overrides this for its own blobs.
+        Raises :class:`BlobNotFound`."""
         return self.put(dst_tenant, source.open(src_tenant, digest))
 
     def delete_namespace(self, tenant_id: str) -> int:
         """Remove every blob of a tenant (tenant deletion); returns how many."""
-        digests = [digest for digest, _ in self.digests(tenant_id)]
-        for digest in digests:
-            self.delete(tenant_id, digest)
-        return len(digests)
+        keys = [self.key(tenant_id, blob.digest) for blob in self.inventory(tenant_id)]
+        self._delete_many(keys)
+        return len(keys)
 
     def namespaces(self) -> list[str]:
         """Every tenant (partition) that has blobs in this store."""
@@ -277,9 +331,25 @@ class BlobStore(ABC):
         without a conditional delete leaves unwanted blobs to garbage collection."""
         return False
 
+    def _delete_many(self, keys: list[str]) -> None:
+        """Remove every key of ``keys`` (missing ones are not an error); a backend with a
+        batch delete overrides this."""
+        for key in keys:
+            self._delete(key)
+
     @abstractmethod
-    def _iter_keys(self, prefix: str) -> Iterator[str]:
-        """Every key starting with ``prefix`` (used by garbage collection)."""
+    def _collect(self, key: str, before: float) -> bool:
+        """Remove ``key`` unless it was stored at or after ``before``; True if removed. A
+        commit of ``key`` racing the removal must end with the key present."""
+
+    @abstractmethod
+    def _purge_staging(self, before: float, dry_run: bool) -> int:
+        """Remove (``dry_run``: count) staged content begun before ``before``."""
+
+    @abstractmethod
+    def _list(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        """``(key, size, stored time)`` of every key starting with ``prefix``, from a
+        listing (used by garbage collection, fsck and tenant deletion)."""
 
     @abstractmethod
     def _iter_namespaces(self) -> Iterator[str]:

@@ -23,7 +23,10 @@ class _StagedBytes(StagedBlob):
             stamp = next(store._stamps)
             created = key not in store._blobs
             data = self._data if created else store._blobs[key][0]
-            store._blobs[key] = (data, time.time(), stamp)
+            # Re-storing moves the stored time on (never back), as every backend does:
+            # garbage collection then sees the content as wanted again.
+            previous = 0.0 if created else store._blobs[key][1]
+            store._blobs[key] = (data, max(time.time(), previous + 1e-6), stamp)
         return stamp if created else None
 
     def discard(self) -> None:
@@ -66,11 +69,25 @@ class MemoryBlobStore(BlobStore):
             del self._blobs[key]
             return True
 
-    def _iter_keys(self, prefix: str) -> Iterator[str]:
-        return iter([k for k in self._blobs if k.startswith(prefix)])
+    def _collect(self, key: str, before: float) -> bool:
+        with self._lock:
+            entry = self._blobs.get(key)
+            if entry is None or entry[1] >= before:
+                return False
+            del self._blobs[key]
+            return True
+
+    def _purge_staging(self, before: float, dry_run: bool) -> int:
+        return 0  # staged bytes live in the writer's frame: nothing outlives it
+
+    def _list(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        with self._lock:
+            return iter([(k, len(v[0]), v[1]) for k, v in self._blobs.items()
+                         if k.startswith(prefix)])
 
     def _iter_namespaces(self) -> Iterator[str]:
-        return iter({k.split("/", 1)[0] for k in self._blobs})
+        with self._lock:
+            return iter({k.split("/", 1)[0] for k in self._blobs})
 
     def _read_marker(self) -> bytes | None:
         return self._marker

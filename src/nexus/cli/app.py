@@ -68,10 +68,16 @@ DataDir = Annotated[Path, typer.Option("--data-dir", envvar="NEXUS_DATA_DIR",
 DatabaseUrl = Annotated[str | None, typer.Option(
     "--database-url", envvar="NEXUS_DATABASE_URL",
     help="PostgreSQL URL for metadata; SQLite in the data directory when omitted.")]
+BlobUrl = Annotated[str | None, typer.Option(
+    "--blob-url", envvar="NEXUS_BLOB_URL",
+    help="Where file content goes: s3://BUCKET/PREFIX (AWS configuration from the "
+         "environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_PROFILE, ...) or a "
+         "directory; <data-dir>/blobs when omitted.")]
 
 
 @contextlib.contextmanager
-def _deployment(data_dir: Path, database_url: str | None):  # noqa: ANN202
+def _deployment(data_dir: Path, database_url: str | None,  # noqa: ANN202
+                blob_url: str | None = None):
     """The existing deployment an operator command works on directly, closed afterwards:
     refused (exit 3, nothing created) where there is none or its parts are different
     deployments'."""
@@ -79,7 +85,8 @@ def _deployment(data_dir: Path, database_url: str | None):  # noqa: ANN202
     from nexus.settings import Settings
 
     service = open_deployment(Settings.load({"data_dir": data_dir,
-                                             "database_url": database_url}))
+                                             "database_url": database_url,
+                                             "blob_url": blob_url}))
     try:
         yield service
     finally:
@@ -93,6 +100,7 @@ def serve(
     port: Annotated[int, typer.Option(envvar="NEXUS_PORT", help="TCP port.")] = 8080,
     data_dir: DataDir = Path("nexus-data"),
     database_url: DatabaseUrl = None,
+    blob_url: BlobUrl = None,
     log_level: Annotated[LogLevelChoice, typer.Option(
         "--log-level", envvar="NEXUS_LOG_LEVEL", case_sensitive=False,
         help="info logs one line per request; warning and error only problems.")]
@@ -136,14 +144,21 @@ def serve(
         "--max-connections", envvar="NEXUS_MAX_CONNECTIONS",
         help="Connections and requests held at once; more get 503 at once "
              "(default 2048; idle keep-alive connections count).")] = None,
+    workers: Annotated[str, typer.Option(
+        "--workers", envvar="NEXUS_WORKERS",
+        help="Server processes on this port: a number, or 'auto' (one per CPU core). "
+             "They share rate limits, quotas and caches like replicas do; stream caps "
+             "and --max-connections apply to each.")] = "1",
 ) -> None:
     """Run the Nexus server. The first start prints the administrator's API key once and
     saves it in <data-dir>/admin.key (mode 0600)."""
-    from nexus.cli.serve import run_server
+    from nexus.cli.serve import parse_workers, run_server
     from nexus.settings import Settings
 
     with exit_on_error():
+        processes = parse_workers(workers)
         settings = Settings.load({"data_dir": data_dir, "database_url": database_url,
+                                  "blob_url": blob_url,
                                   "body_idle_timeout": body_idle_timeout,
                                   "body_min_rate": body_min_rate,
                                   "streams_per_tenant": streams_per_tenant,
@@ -154,7 +169,7 @@ def serve(
                    log_format=log_format.value, metrics_host=metrics_host,
                    metrics_port=metrics_port,
                    forwarded_allow_ips=[ip.strip() for ip in forwarded_allow_ips.split(",")
-                                        if ip.strip()])
+                                        if ip.strip()], workers=processes)
 
 
 admin_app = typer.Typer(help="Operator commands that talk to the database directly.",
@@ -179,11 +194,12 @@ def create_key(
     expires_at: Annotated[str | None, typer.Option(help="ISO-8601 expiry.")] = None,
     data_dir: DataDir = Path("nexus-data"),
     database_url: DatabaseUrl = None,
+    blob_url: BlobUrl = None,
 ) -> None:
     """Create an API key (printed once) without going through a running server."""
     from nexus.types import Principal
 
-    with exit_on_error(), _deployment(data_dir, database_url) as service:
+    with exit_on_error(), _deployment(data_dir, database_url, blob_url) as service:
         created = service.keys.admin_create_key(
             Principal.local_admin(), user_id, name, tenant_id=tenant_id, is_admin=admin,
             expires_at=expires_at)
@@ -200,6 +216,7 @@ def version() -> None:
 def fsck(
     data_dir: DataDir = Path("nexus-data"),
     database_url: DatabaseUrl = None,
+    blob_url: BlobUrl = None,
     repair: Annotated[bool, typer.Option(
         "--repair", help="Recount usage counters from the stored files and recreate "
                          "missing parent directories (audited as fsck.repair), then "
@@ -213,7 +230,7 @@ def fsck(
     after --repair), 1 if problems remain."""
     from nexus.errors import NexusError
 
-    with exit_on_error(as_json), _deployment(data_dir, database_url) as service:
+    with exit_on_error(as_json), _deployment(data_dir, database_url, blob_url) as service:
         report = service.maintenance.fsck(repair=repair, deep=deep)
     if as_json:
         show(report.to_dict(), as_json=True)
@@ -240,6 +257,7 @@ def fsck(
 
 @app.command()
 def gc(data_dir: DataDir = Path("nexus-data"), database_url: DatabaseUrl = None,
+       blob_url: BlobUrl = None,
        grace: Annotated[float, typer.Option(
            help="Keep unreferenced blobs younger than this many seconds "
                 "(a writer may still be about to commit them).")] = 3600.0,
@@ -250,7 +268,7 @@ def gc(data_dir: DataDir = Path("nexus-data"), database_url: DatabaseUrl = None,
        ) -> None:
     """Delete stored content that no file references any more. Refuses, deleting nothing,
     unless the database and the blob store belong to the same deployment."""
-    with exit_on_error(as_json), _deployment(data_dir, database_url) as service:
+    with exit_on_error(as_json), _deployment(data_dir, database_url, blob_url) as service:
         report = service.maintenance.gc(grace_seconds=grace, dry_run=dry_run)
     if as_json:
         show(report.to_dict(), as_json=True)

@@ -18,8 +18,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -31,15 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
 import nexus
+from nexus._serve import ServeProcess
 from nexus.cli.render import console
 from nexus.client import NexusClient
-from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, UnavailableError
+from nexus.errors import InvalidArgumentError, NexusFileNotFoundError
 
 __all__ = ["STEPS", "Claim", "Step", "find_examples", "run_demo"]
 
@@ -97,80 +95,10 @@ class _NotApplicable(Exception):
 # -- the server --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _Server:
-    """``nexus serve`` as a child process on a free loopback port."""
-
-    def __init__(self, data_dir: Path, database_url: str | None, log_path: Path) -> None:
-        self.data_dir = data_dir
-        self.database_url = database_url
-        self.log_path = log_path
-        self.url = ""
-        self.args: list[str] = []
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start and wait until ``/health`` answers; retry if the port was taken meanwhile."""
-        for _attempt in range(3):
-            port = _free_port()
-            self.url = f"http://127.0.0.1:{port}"
-            self.args = [sys.executable, "-m", "nexus.cli", "serve", "--host", "127.0.0.1",
-                         "--port", str(port), "--data-dir", str(self.data_dir)]
-            if self.database_url:
-                self.args += ["--database-url", self.database_url]
-            env = {k: v for k, v in os.environ.items() if k not in _SERVER_ENV}
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, env=env)
-            if self._wait_healthy():
-                return
-            if "already in use" not in self.log_tail():
-                break
-        raise UnavailableError(f"nexus serve did not start; its log ends with:\n"
-                               f"{self.log_tail()}")
-
-    def _wait_healthy(self) -> bool:
-        assert self.proc is not None
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return True
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        return False
-
-    def health(self) -> dict[str, Any]:
-        return dict(httpx.get(self.url + "/health", timeout=5).json())
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> int | None:
-        """SIGTERM, wait for the drained exit (kill after 30 s); the exit status."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+def _server(data_dir: Path, database_url: str | None, log_path: Path) -> ServeProcess:
+    """``nexus serve`` as a child process, without the settings of the caller's shell."""
+    return ServeProcess(data_dir, database_url, log_path=log_path, drop_env=_SERVER_ENV,
+                        startup_seconds=_START_TIMEOUT)
 
 
 # -- running the guide -------------------------------------------------------------------
@@ -549,7 +477,7 @@ def run_demo(database_url: str | None = None, keep: bool = False) -> bool:
     examples = find_examples()
     started = time.monotonic()
     with _workspace(keep) as root:
-        server = _Server(root / "data", database_url, root / "server.log")
+        server = _server(root / "data", database_url, root / "server.log")
         try:
             return _run_against(server, examples, root, started)
         finally:
@@ -558,7 +486,7 @@ def run_demo(database_url: str | None = None, keep: bool = False) -> bool:
                 _note(f"server stopped (SIGTERM, exit {code})")
 
 
-def _run_against(server: _Server, examples: Path, root: Path, started: float) -> bool:
+def _run_against(server: ServeProcess, examples: Path, root: Path, started: float) -> bool:
     _heading("Step 1: Start Multi-Tenant Nexus Server")
     server.start()
     shown = [a if a != server.database_url else _redacted(a) for a in server.args[1:]]

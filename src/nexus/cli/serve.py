@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from nexus.service import NexusService, bootstrap
 from nexus.service.deployment import ADMIN_KEY_FILE
 from nexus.settings import Settings
 
-__all__ = ["ADMIN_KEY_FILE", "run_server", "write_admin_key"]
+__all__ = ["ADMIN_KEY_FILE", "parse_workers", "run_server", "worker_app", "write_admin_key"]
 
 logger = logging.getLogger("nexus.server")
 
@@ -75,10 +76,24 @@ def bootstrap_admin(service: NexusService) -> None:
     console.print(f"It is also saved in {path} (mode 0600).")
 
 
+def parse_workers(value: str) -> int:
+    """``--workers``: a count of at least 1, or ``auto`` (one per CPU core)."""
+    if value.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise InvalidArgumentError(f"--workers must be a number of at least 1 or 'auto', "
+                                   f"not {value!r}")
+    return count
+
+
 def run_server(settings: Settings, *, host: str, port: int, log_level: str,
                log_format: LogFormat = "text", metrics_host: str = "127.0.0.1",
                metrics_port: int | None = None,
-               forwarded_allow_ips: list[str] | None = None) -> None:
+               forwarded_allow_ips: list[str] | None = None, workers: int = 1) -> None:
     """Serve until SIGTERM/SIGINT; in-flight requests are drained before exit.
 
     With ``metrics_port``, ``/metrics`` is also served without a key on
@@ -86,16 +101,34 @@ def run_server(settings: Settings, *, host: str, port: int, log_level: str,
     ``forwarded_allow_ips`` lists the proxies whose ``X-Forwarded-For`` is believed; by
     default nobody's (uvicorn would believe 127.0.0.1's, i.e. any local client's, and
     the audit log would record whatever address a client wrote there).
+    With ``workers`` > 1, uvicorn's supervisor runs that many worker processes on the
+    one socket (:func:`run_workers`).
     """
     ensure_port_free(host, port)
     if metrics_port is not None:
+        if workers > 1:
+            raise InvalidArgumentError(
+                "--metrics-port serves one process's request metrics; with --workers "
+                f"{workers} each worker has its own. Use --workers 1 per replica (and "
+                "more replicas), or scrape /metrics on the main port, which answers for "
+                "the worker that takes the request")
         ensure_port_free(metrics_host, metrics_port)
     configure_logging(log_level, log_format)
     service = bootstrap(settings)
     bootstrap_admin(service)
+    logger.info("Nexus listening on http://%s:%d (data: %s, metadata: %s, blobs: %s, "
+                "workers: %d)", host, port, settings.data_dir,
+                "PostgreSQL" if settings.database_url else "SQLite",
+                settings.blob_url or settings.data_dir / "blobs", workers)
+    if workers > 1:
+        # The deployment exists now (tables migrated, ids and admin key written): the
+        # workers only join it, none races another to create it.
+        service.close()
+        run_workers(settings, host=host, port=port, log_level=log_level,
+                    log_format=log_format, workers=workers,
+                    forwarded_allow_ips=forwarded_allow_ips or [])
+        return
     app = create_app(service=service)
-    logger.info("Nexus listening on http://%s:%d (data: %s, metadata: %s)", host, port,
-                settings.data_dir, "PostgreSQL" if settings.database_url else "SQLite")
     metrics_server = None
     if metrics_port is not None:
         metrics_server = start_metrics_server(create_metrics_app(app), metrics_host,
@@ -115,6 +148,41 @@ def run_server(settings: Settings, *, host: str, port: int, log_level: str,
         if metrics_server is not None:
             metrics_server.should_exit = True
         service.close()
+
+
+#: The environment variable that carries a worker's configuration from the supervisor.
+WORKER_CONFIG = "NEXUS_WORKER_CONFIG"
+
+
+def run_workers(settings: Settings, *, host: str, port: int, log_level: str,
+                log_format: LogFormat, workers: int, forwarded_allow_ips: list[str]) -> None:
+    """uvicorn's supervisor: it binds the socket, starts ``workers`` processes that each
+    build their own service (:func:`worker_app`), restarts one that dies, and on
+    SIGTERM/SIGINT sends each SIGTERM, whereupon each drains its requests, then exits.
+
+    What the processes must agree on is in the database (rate buckets, request counts,
+    quotas) or reaches them as change events (tenant state, tuples; polled from
+    ``cache_events`` on SQLite): N workers are N replicas that share a socket."""
+    fields = {name: str(value) if isinstance(value, Path) else value
+              for name, value in vars(settings).items() if name != "secret"}
+    os.environ[WORKER_CONFIG] = json.dumps(
+        {"settings": fields, "log_level": log_level, "log_format": log_format})
+    if settings.secret is not None:
+        os.environ["NEXUS_SECRET"] = settings.secret  # inherited, never on a command line
+    uvicorn.run("nexus.cli.serve:worker_app", factory=True, workers=workers, host=host,
+                port=port, log_level=log_level.lower(), access_log=False,
+                timeout_graceful_shutdown=30, server_header=False, log_config=None,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                limit_concurrency=settings.max_connections,
+                **proxy_options(forwarded_allow_ips))
+
+
+def worker_app() -> ASGIApp:
+    """One worker's app (uvicorn calls this in each worker process): its own service,
+    closed when the worker's lifespan ends."""
+    config = json.loads(os.environ[WORKER_CONFIG])
+    configure_logging(config["log_level"], config["log_format"])
+    return create_app(Settings.load(config["settings"]))
 
 
 def proxy_options(forwarded_allow_ips: list[str]) -> dict[str, object]:

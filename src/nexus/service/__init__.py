@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from nexus.service.access import AccessGate, Action
 from nexus.service.audit import AuditLog
+from nexus.service.coherence import Coherence, coherence_for
 from nexus.service.files import FileService, ReadStream
 from nexus.service.keys import KeyService
 from nexus.service.maintenance import FsckReport, GcReport, Maintenance
@@ -25,6 +26,7 @@ __all__ = [
     "AccessGate",
     "Action",
     "AuditLog",
+    "Coherence",
     "FileService",
     "FsckReport",
     "GcReport",
@@ -59,14 +61,17 @@ class NexusService:
     maintenance: Maintenance
     #: The enforcement point, for adapters' questions (e.g. who may read /metrics).
     policy: AccessGate
+    #: Other processes' changes reaching this one's caches.
+    coherence: Coherence
 
     def admit(self, principal: Principal) -> None:
         """Per-request tenant gate (state, rate limit) — before any permission check."""
         self.tenants.admit(principal)
 
     def close(self) -> None:
-        """Flush buffered counters and release database connections."""
-        self.tenants.flush_api_calls()
+        """Stop listening for other processes' changes and release database connections
+        (nothing is buffered: request counts are in the shared buckets already)."""
+        self.coherence.close()
         self.db.dispose()
 
 
@@ -89,8 +94,9 @@ def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
 
     stores = open_stores(settings, create=create)
     db, blobs = stores.db, stores.blobs
-    revisions = RevisionTracker(db)
-    states = TenantStates(db)
+    coherence = coherence_for(db)
+    revisions = RevisionTracker(db, coherence=coherence)
+    states = TenantStates(db, coherence=coherence)
     audit = AuditLog(db=db)
     engine = PermissionEngine(db=db, revisions=revisions, cache=CheckCache(), states=states)
     gate = AccessGate(engine, audit)
@@ -101,7 +107,7 @@ def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
     files = FileService(db=db, blobs=blobs, gate=gate, revisions=revisions, quotas=quotas,
                         tenants=tenants, states=states, audit=audit,
                         aliases=ShareAliases(db=db))
-    return NexusService(
+    service = NexusService(
         settings=settings,
         db=db,
         files=files,
@@ -118,4 +124,7 @@ def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
         permissions=engine,
         policy=gate,
         maintenance=Maintenance(db=db, blobs=blobs),
+        coherence=coherence,
     )
+    coherence.start()  # after every cache subscribed
+    return service

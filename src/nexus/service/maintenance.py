@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from nexus import paths
-from nexus.blobs import BlobNotFound, BlobStore, LocalBlobStore
+from nexus.blobs import BlobNotFound, BlobStore
 from nexus.errors import DeploymentMismatchError
 from nexus.service.audit import AuditLog
 from nexus.service.quotas import QuotaLedger
@@ -167,27 +167,25 @@ class Maintenance:
                           dry_run=dry_run)
         cutoff = self._clock() - grace_seconds
         for partition in self.partitions():
+            # Listing first, references after it: a blob listed as old that a writer
+            # re-stores from now on is either referenced by the time the references are
+            # read or young again when collect() checks it (nexus.blobs.base).
+            old = [b for b in self._blobs.inventory(partition) if b.modified < cutoff]
+            if not old:
+                continue
             with self._db.read() as conn:
                 referenced = FileRepository(conn).digests(partition)
-            for digest, mtime in list(self._blobs.digests(partition)):
-                if digest in referenced or mtime >= cutoff:
+            for blob in old:
+                if blob.digest in referenced:
                     continue
-                try:
-                    size = self._blobs.size(partition, digest)
-                except BlobNotFound:
-                    continue
-                if not dry_run:
-                    self._blobs.delete(partition, digest)
-                report.bytes_removed += size
+                if not dry_run and not self._blobs.collect(partition, blob.digest, cutoff):
+                    continue  # stored again (or removed) since the listing
+                report.bytes_removed += blob.size
                 report.blobs_removed += 1
                 figures = report.partitions.setdefault(partition, {"blobs": 0, "bytes": 0})
                 figures["blobs"] += 1
-                figures["bytes"] += size
-        if isinstance(self._blobs, LocalBlobStore):
-            for stale in self._blobs.stale_staging(grace_seconds):
-                if not dry_run:
-                    stale.unlink(missing_ok=True)
-                report.staging_removed += 1
+                figures["bytes"] += blob.size
+        report.staging_removed = self._blobs.purge_staging(cutoff, dry_run=dry_run)
         return report
 
     def _require_one_deployment(self) -> None:
@@ -260,6 +258,9 @@ class Maintenance:
                             for p in orphans]
         referenced: set[str] = set()
         hashed: dict[str, str | None] = {}
+        # One listing for the partition instead of one lookup per file (a HEAD each on
+        # S3). Rows were read first, so every blob they name was stored before it ran.
+        stored_sizes = {b.digest: b.size for b in self._blobs.inventory(partition)}
         for path, digest, size in rows:
             report.files_checked += 1
             if not digest:
@@ -267,13 +268,15 @@ class Maintenance:
                     NO_DIGEST, partition, f"{path}: file has no content digest", path))
                 continue
             referenced.add(digest)
-            try:
-                stored = self._blobs.size(partition, digest)
-            except BlobNotFound:
-                report.problems.append(FsckProblem(
-                    MISSING_BLOB, partition, f"{path}: content blob {digest[:12]}… is missing",
-                    path))
-                continue
+            stored = stored_sizes.get(digest)
+            if stored is None:
+                try:  # not listed: confirm with a lookup before calling it missing
+                    stored = stored_sizes[digest] = self._blobs.size(partition, digest)
+                except BlobNotFound:
+                    report.problems.append(FsckProblem(
+                        MISSING_BLOB, partition,
+                        f"{path}: content blob {digest[:12]}… is missing", path))
+                    continue
             if stored != size:
                 report.problems.append(FsckProblem(
                     SIZE_MISMATCH, partition,
@@ -288,8 +291,7 @@ class Maintenance:
                         CONTENT_MISMATCH, partition,
                         f"{path}: blob {digest[:12]}… holds other bytes (SHA-256 "
                         f"{(hashed[digest] or 'unreadable')[:12]}…)", path))
-        report.unreferenced_blobs += sum(
-            1 for d, _ in self._blobs.digests(partition) if d not in referenced)
+        report.unreferenced_blobs += sum(1 for d in stored_sizes if d not in referenced)
 
     def _hash(self, partition: str, digest: str) -> str | None:
         hasher = hashlib.sha256()

@@ -5,7 +5,8 @@ Pieces, each small:
 - :class:`SqlTupleReader` adapts the tuple repository to the checker's ``TupleReader``
   protocol, with a one-query prefetch of a path and all its ancestors;
 - :class:`RevisionTracker` knows each tenant's tuple revision; writes in this process
-  advance it at once, other processes' writes are seen within ``ttl`` seconds;
+  advance it at once, other processes' writes as soon as :mod:`nexus.service.coherence`
+  delivers their event (within ``ttl`` seconds when it cannot);
 - :class:`CheckCache` memoises answers keyed by (tenant, revision, subject, relation,
   object) and never past the expiry of a tuple the answer depended on;
 - :class:`PermissionEngine` turns a principal into a subject of the object's tenant
@@ -41,6 +42,7 @@ from nexus.authz import (
 from nexus.authz.schema import WILDCARD
 from nexus.errors import NexusError
 from nexus.service import incarnations
+from nexus.service.coherence import Coherence
 from nexus.service.tenant_state import TenantStates
 from nexus.store import Database, FileRepository
 from nexus.store.tuples import ModelRepository, TupleRepository
@@ -126,19 +128,25 @@ class _LocalSubjectsOnly:
 
 
 class RevisionTracker:
-    """Each tenant's tuple revision as this process knows it."""
+    """Each tenant's tuple revision as this process knows it: what this process wrote at
+    once, other processes' changes when :mod:`~nexus.service.coherence` says they moved
+    (or, when it cannot say, within ``ttl`` seconds)."""
 
     def __init__(self, db: Database, *, ttl: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 coherence: Coherence | None = None) -> None:
         self._db = db
         self._ttl = ttl
         self._clock = clock
         self._known: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
+        self._coherence = coherence or Coherence()
+        self._coherence.subscribe(self._changed, self.forget_all)
 
     def current(self, tenant_id: str, at_least: int = 0) -> int:
         """The tenant's revision, re-read from the database when older than ``ttl`` or
         below ``at_least`` (a consistency token the caller holds)."""
+        self._coherence.sync()
         known = self._known.get(tenant_id)
         now = self._clock()
         if known is not None and known[0] >= at_least and now - known[1] < self._ttl:
@@ -154,6 +162,19 @@ class RevisionTracker:
             known = self._known.get(tenant_id)
             if known is None or revision >= known[0]:
                 self._known[tenant_id] = (revision, self._clock())
+
+    def forget(self, tenant_id: str) -> None:
+        """Re-read the tenant's revision next time (another process moved it)."""
+        with self._lock:
+            self._known.pop(tenant_id, None)
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._known.clear()
+
+    def _changed(self, kind: str, tenant_id: str) -> None:
+        # A deleted tenant's revision row goes too, so TENANT events count as well.
+        self.forget(tenant_id)
 
 
 class CheckCache:
@@ -213,7 +234,7 @@ class PermissionEngine:
         self.cache = cache  # read by the metrics collector
         self._states = states
         self._clock = clock
-        self._models: dict[str, tuple[int, AuthzModel]] = {}
+        self._models: dict[str, tuple[tuple[str | None, int], AuthzModel]] = {}
         #: Uncached evaluations and the time they took (read by /metrics).
         self.evaluations = 0
         self.evaluation_seconds = 0.0
@@ -222,14 +243,14 @@ class PermissionEngine:
         """The authorization model in force for a tenant: its own if it wrote one, else the
         default. Parsed once per model id; re-checked when the tenant's revision moves
         (a model write bumps it)."""
-        revision = self._revisions.current(tenant_id)
+        version = (self._states.incarnation(tenant_id), self._revisions.current(tenant_id))
         cached = self._models.get(tenant_id)
-        if cached is not None and cached[0] == revision:
+        if cached is not None and cached[0] == version:
             return cached[1]
         with self._db.read() as conn:
             latest = ModelRepository(conn).latest(tenant_id)
         model = default_model() if latest is None else _parsed(latest[0], latest[1])
-        self._models[tenant_id] = (revision, model)
+        self._models[tenant_id] = (version, model)
         return model
 
     def check_paths(self, principal: Principal, relation: str,
@@ -252,9 +273,15 @@ class PermissionEngine:
             if state is None or state.status in BLOCKED:
                 return [False] * len(object_ids)
         subject = subject_for(principal, tenant, incarnation)
+        # The object tenant's life is part of the key: a deleted tenant's revisions start
+        # again at 1, and an answer about its old life must not hold for the next.
+        life = self._states.incarnation(tenant)
+        if life is None:
+            return [False] * len(object_ids)
         revision = self._revisions.current(tenant)
         now = self._clock()
-        keys = [(tenant, revision, incarnation, subject, relation, oid) for oid in object_ids]
+        keys = [(tenant, life, revision, incarnation, subject, relation, oid)
+                for oid in object_ids]
         answers = [self._cache.get(key, now) for key in keys]
         missing = [i for i, a in enumerate(answers) if a is None]
         if missing:

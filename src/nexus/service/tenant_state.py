@@ -2,8 +2,9 @@
 
 Read on every request (admission) and on every cross-tenant permission check (a share
 out of a suspended tenant stops resolving), so answers are cached: changes made by this
-process are seen at once (:meth:`TenantStates.forget`), other processes' within
-``ttl`` seconds.
+process are seen at once (:meth:`TenantStates.forget`), other processes' when
+:mod:`nexus.service.coherence` delivers their event — within ``ttl`` seconds when it
+cannot.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nexus.errors import TenantSuspendedError
+from nexus.service.coherence import Coherence
 from nexus.store import Database, TenantRepository
 from nexus.tenancy.lifecycle import BLOCKED
 
@@ -35,15 +37,20 @@ class TenantStates:
     """A short-lived cache of :class:`TenantState` per tenant."""
 
     def __init__(self, db: Database, *, ttl: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 coherence: Coherence | None = None) -> None:
         self._db = db
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[TenantState | None, float]] = {}
+        self._coherence = coherence or Coherence()
+        self._coherence.subscribe(lambda _kind, tenant_id: self.forget(tenant_id),
+                                  self._cache.clear)
 
     def get(self, tenant_id: str, *, fresh: bool = False) -> TenantState | None:
         """The tenant's state, or ``None`` if no such tenant exists; ``fresh`` reads the
         record (and refreshes the cache) even within the ttl."""
+        self._coherence.sync()
         cached = self._cache.get(tenant_id)
         now = self._clock()
         if not fresh and cached is not None and now - cached[1] < self._ttl:

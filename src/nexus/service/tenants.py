@@ -29,6 +29,7 @@ from nexus.errors import (
 from nexus.service import incarnations
 from nexus.service.access import AccessGate
 from nexus.service.audit import AuditLog
+from nexus.service.rate_limits import SharedRateLimiter, fold_api_calls
 from nexus.service.tenant_state import TenantStates, refuse_blocked, trial_over
 from nexus.store import (
     Database,
@@ -38,9 +39,10 @@ from nexus.store import (
     Usage,
     UsageRepository,
 )
-from nexus.tenancy import GIB, PLANS, Limits, RateLimiter, effective_limits
+from nexus.tenancy import GIB, PLANS, Limits, effective_limits
 from nexus.tenancy.lifecycle import STATUSES, check_transition
 from nexus.tenancy.plans import plan_named, validate_overrides
+from nexus.tenancy.ratelimit import Limiter
 from nexus.types import Principal, iso_time, parse_timestamp
 
 __all__ = ["STANDARD_DIRECTORIES", "TENANT_DOCUMENT", "TenantService", "is_tenant_document",
@@ -50,7 +52,8 @@ TENANT_DOCUMENT = ".tenant.json"
 STANDARD_DIRECTORIES = ("users", "shared", "uploads", "exports")
 _DOCUMENT_FIELDS = {"tenant_id", "name", "plan", "status", "created_at", "trial_ends_at",
                     "limits", "usage", "settings", "status_reason"}
-_FLUSH_EVERY = 1.0
+#: How often a process folds counted requests into usage (any process may; they agree).
+_FOLD_EVERY = 1.0
 
 
 def register_tenant(conn: Any, tenant_id: str, now: float, **fields: Any) -> str | None:
@@ -96,15 +99,14 @@ class TenantService:
 
     def __init__(self, *, db: Database, gate: AccessGate, states: TenantStates, audit: AuditLog,
                  clock: Callable[[], float] = time.time,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: Limiter | None = None) -> None:
         self._db = db
         self._gate = gate
         self._states = states
         self._audit = audit
         self._clock = clock
-        self._limiter = limiter or RateLimiter()
-        self._pending_calls: dict[str, int] = {}
-        self._last_flush = 0.0
+        self._limiter = limiter or SharedRateLimiter(db)
+        self._last_fold = 0.0
         self._lock = threading.Lock()
 
     def incarnation(self, tenant_id: str) -> str | None:
@@ -126,14 +128,15 @@ class TenantService:
             state = self._states.get(tenant) or state
         refuse_blocked(tenant, state.status, state.status_reason)
         plan = PLANS.get(state.plan, PLANS["free"])
-        wait = self._limiter.admit(tenant, plan.rate_per_second, plan.burst)
+        wait = self._limiter.admit(tenant, plan.rate_per_second, plan.burst, calls=1)
         if wait > 0:
             raise RateLimitedError(f"tenant {tenant} exceeded {plan.rate_per_second:g} "
                                    "requests per second; retry later",
                                    retry_after=max(1, round(wait + 0.5)))
         with self._lock:
-            self._pending_calls[tenant] = self._pending_calls.get(tenant, 0) + 1
-            due = self._clock() - self._last_flush >= _FLUSH_EVERY
+            due = self._clock() - self._last_fold >= _FOLD_EVERY
+            if due:
+                self._last_fold = self._clock()
         if due:
             self.flush_api_calls()
 
@@ -157,15 +160,10 @@ class TenantService:
                                    cost=cost + 1)
 
     def flush_api_calls(self) -> None:
-        """Write buffered request counts to the usage counters."""
-        with self._lock:
-            pending, self._pending_calls = self._pending_calls, {}
-            self._last_flush = self._clock()
-        if pending:
-            def _work(conn: Connection) -> Any:
-                UsageRepository(conn).add_api_calls(pending, self._clock())
-
-            self._db.run(_work)
+        """Fold the requests admission counted (exactly, in the shared buckets) into the
+        usage counters and the day's row. Usage reads add what is not folded yet, so this
+        decides only the day a request is billed on (at most :data:`_FOLD_EVERY` late)."""
+        fold_api_calls(self._db, self._clock())
 
     def _end_trial(self, tenant: str) -> None:
         # Checked lazily on the tenant's next request; the record tells why.
@@ -369,7 +367,9 @@ class TenantService:
             record = TenantRepository(conn).get(tenant_id)
             assert record is not None
             month = _billing_month(month, tenant_id, record.created_at, self._clock())
-            peaks = UsageRepository(conn).month(tenant_id, month)
+            peaks = UsageRepository(conn).month(
+                tenant_id, month, unfolded=month == time.strftime("%Y-%m", time.gmtime(
+                    self._clock())))
             current = UsageRepository(conn).get(tenant_id)
         limits = effective_limits(record.plan, record.limit_overrides)
         peak_users = max(peaks["users_peak"], current.users)

@@ -59,6 +59,9 @@ class Database:
         self.url = normalize_database_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.engine = self._create_engine(pool_size=pool_size, echo=echo)
+        self._echo = echo
+        self._counters_engine: Engine | None = None
+        self._counters_lock = threading.Lock()
         #: Threads waiting for a pooled connection right now (read by /metrics).
         self.waiting = 0
         self._waiting_lock = threading.Lock()
@@ -107,6 +110,44 @@ class Database:
             except WriteConflict:
                 continue
         raise ConflictError("too many concurrent changes to the same data; retry")
+
+    def counters(self, work: Callable[[Connection], T], *, attempts: int = 5) -> T:
+        """Like :meth:`run`, but each statement of ``work`` commits on its own
+        (autocommit), on connections whose commits survive a crash of this process but
+        not of the database server: PostgreSQL's asynchronous commit (a server crash
+        loses at most ``3 × wal_writer_delay``, 0.6 s by default), SQLite's
+        ``synchronous=NORMAL`` in WAL mode (a power loss loses the last commits). For the
+        per-request rate buckets and request counts, where a durable commit per request
+        would cost more than the count is worth; never for files or permissions."""
+        engine = self._counters_engine or self._create_counters_engine()
+        for _ in range(attempts):
+            try:
+                # Autocommit: one round trip per statement, and ``work``'s statements each
+                # stand alone (RateBucketRepository.take is written so).
+                with self._translate(), engine.connect() as conn:
+                    return work(conn)
+            except WriteConflict:
+                continue
+        raise ConflictError("too many concurrent changes to the same counter; retry")
+
+    def _create_counters_engine(self) -> Engine:
+        with self._counters_lock:
+            if self._counters_engine is None:
+                if self.dialect == "sqlite":
+                    engine = create_engine(self.url, echo=self._echo, pool_size=4,
+                                           max_overflow=20, isolation_level="AUTOCOMMIT",
+                                           connect_args={
+                                               "check_same_thread": False, "timeout": 60})
+                    event.listen(engine, "connect", _sqlite_on_connect_relaxed)
+                else:
+                    engine = create_engine(
+                        self.url, echo=self._echo, pool_size=4, max_overflow=20,
+                        isolation_level="AUTOCOMMIT",
+                        pool_pre_ping=True, connect_args={"options": (
+                            "-c plan_cache_mode=force_custom_plan "
+                            "-c synchronous_commit=off")})
+                self._counters_engine = engine
+            return self._counters_engine
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -172,6 +213,8 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._counters_engine is not None:
+            self._counters_engine.dispose()
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -183,6 +226,11 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_on_connect_relaxed(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_on_connect(dbapi_connection, record)
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _sqlite_on_begin(conn: Connection) -> None:

@@ -24,8 +24,8 @@ from sqlalchemy import (
 )
 
 __all__ = ["api_keys", "authz_models", "authz_revisions", "files", "metadata", "rebac_tuples",
-           "audit_events", "audit_heads", "deployment", "shares", "tenant_usage", "tenants",
-           "usage_daily", "users"]
+           "audit_events", "audit_heads", "cache_events", "deployment", "rate_buckets",
+           "shares", "tenant_usage", "tenants", "usage_daily", "users"]
 
 metadata = MetaData()
 
@@ -229,3 +229,29 @@ deployment = Table(
     Column("created_at", Float, nullable=False),
     Column("origin", String(16), nullable=False),  # "created" | "adopted"
 )
+
+#: Which cached tenant state or tuple revision another process changed (SQLite; on
+#: PostgreSQL the same events travel by NOTIFY): see nexus.service.coherence.
+cache_events = Table(
+    "cache_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("origin", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("tenant_id", String(63), nullable=False),
+    Column("created_at", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+#: Each tenant's request token bucket, shared by every process of the deployment, and
+#: the requests counted but not yet added to ``tenant_usage``/``usage_daily``.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("tenant_id", String(63), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("calls", BigInteger, nullable=False, default=0),
+    Column("calls_billed", BigInteger, nullable=False, default=0),
+)
+

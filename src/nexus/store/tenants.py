@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from nexus.store.schema import tenant_usage, tenants
+from nexus.store import changes
+from nexus.store.schema import rate_buckets, tenant_usage, tenants
 
 __all__ = ["TenantRecord", "TenantRepository"]
 
@@ -66,9 +67,13 @@ class TenantRepository:
         inserted = stmt.on_conflict_do_nothing().returning(_T.tenant_id)
         created = self.conn.execute(inserted).first() is not None
         if created:
+            # A bucket a request of the previous incarnation left behind is not this one's.
+            self.conn.execute(rate_buckets.delete().where(
+                rate_buckets.c.tenant_id == tenant_id))
             self.conn.execute(self._insert(tenant_usage).values(
                 tenant_id=tenant_id, storage_bytes=0, files=0, users=0,
                 api_calls=0).on_conflict_do_nothing())
+            changes.publish(self.conn, changes.TENANT, tenant_id)  # caches may say "absent"
         return incarnation if created else None
 
     def incarnation(self, tenant_id: str) -> str | None:
@@ -90,6 +95,8 @@ class TenantRepository:
     def update(self, tenant_id: str, **values: Any) -> bool:
         result = self.conn.execute(update(tenants).where(_T.tenant_id == tenant_id)
                                    .values(**values))
+        if result.rowcount == 1:
+            changes.publish(self.conn, changes.TENANT, tenant_id)
         return result.rowcount == 1
 
     def ids(self, *, after: str | None = None, limit: int = 1000) -> list[str]:
@@ -128,4 +135,6 @@ class TenantRepository:
     def remove(self, tenant_id: str) -> bool:
         self.conn.execute(delete(tenant_usage).where(tenant_usage.c.tenant_id == tenant_id))
         result = self.conn.execute(delete(tenants).where(_T.tenant_id == tenant_id))
+        if result.rowcount == 1:
+            changes.publish(self.conn, changes.TENANT, tenant_id)
         return result.rowcount == 1

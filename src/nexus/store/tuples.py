@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from nexus.store import changes
 from nexus.store.schema import authz_models, authz_revisions, rebac_tuples
 
 __all__ = ["ModelRepository", "StoredTuple", "TupleRepository", "TupleRow"]
@@ -199,6 +200,7 @@ class TupleRepository:
         stmt = stmt.on_conflict_do_update(index_elements=["tenant_id"],
                                           set_={"revision": authz_revisions.c.revision + 1})
         self.conn.execute(stmt)
+        changes.publish(self.conn, changes.TUPLES, tenant_id)
         return self.revision(tenant_id)
 
     def revision(self, tenant_id: str) -> int:
@@ -208,6 +210,7 @@ class TupleRepository:
 
     def delete_revision(self, tenant_id: str) -> None:
         self.conn.execute(delete(authz_revisions).where(authz_revisions.c.tenant_id == tenant_id))
+        changes.publish(self.conn, changes.TUPLES, tenant_id)
 
 
 class ModelRepository:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from nexus.store.schema import tenant_usage, usage_daily
+from nexus.store.schema import rate_buckets, tenant_usage, usage_daily
 
 __all__ = ["Usage", "UsageRepository", "utc_day"]
 
@@ -32,6 +32,15 @@ class Usage:
     api_calls: int
 
 
+def _unfolded_calls(where: Any = None) -> Any:
+    """Requests counted by a tenant's rate bucket and not folded into usage yet, as a
+    scalar subquery (correlated with ``tenant_usage`` unless ``where`` names the tenant)."""
+    bucket = rate_buckets.c
+    return (select(bucket.calls - bucket.calls_billed)
+            .where(bucket.tenant_id == _U.tenant_id if where is None else where)
+            .scalar_subquery())
+
+
 def utc_day(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
 
@@ -44,8 +53,13 @@ class UsageRepository:
         self._insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
     def get(self, tenant_id: str) -> Usage:
-        row = self.conn.execute(select(_U.storage_bytes, _U.files, _U.users, _U.api_calls)
-                                .where(_U.tenant_id == tenant_id)).first()
+        """The tenant's counters; ``api_calls`` includes the requests its rate bucket
+        counted and no fold has moved yet (one statement: one snapshot on PostgreSQL
+        too, so a fold running meanwhile is seen whole or not at all)."""
+        row = self.conn.execute(
+            select(_U.storage_bytes, _U.files, _U.users,
+                   _U.api_calls + func.coalesce(_unfolded_calls(), 0))
+            .where(_U.tenant_id == tenant_id)).first()
         return Usage(*(int(v) for v in row)) if row else Usage(0, 0, 0, 0)
 
     def charge(self, tenant_id: str, *, storage: int = 0, files: int = 0, users: int = 0,
@@ -106,13 +120,18 @@ class UsageRepository:
                   "files_peak": greatest(_D.files_peak, usage.files),
                   "users_peak": greatest(_D.users_peak, usage.users)}))
 
-    def month(self, tenant_id: str, month: str) -> dict[str, int]:
-        """Peaks and API-call total over the days of ``month`` (``YYYY-MM``)."""
+    def month(self, tenant_id: str, month: str, *, unfolded: bool = False) -> dict[str, int]:
+        """Peaks and API-call total over the days of ``month`` (``YYYY-MM``); with
+        ``unfolded`` (the current month) also the requests no fold has moved yet."""
+        calls = func.coalesce(func.sum(_D.api_calls), 0)
+        if unfolded:
+            calls = calls + func.coalesce(
+                _unfolded_calls(rate_buckets.c.tenant_id == tenant_id), 0)
         row = self.conn.execute(select(
             func.coalesce(func.max(_D.storage_peak_bytes), 0),
             func.coalesce(func.max(_D.files_peak), 0),
             func.coalesce(func.max(_D.users_peak), 0),
-            func.coalesce(func.sum(_D.api_calls), 0),
+            calls,
         ).where(_D.tenant_id == tenant_id, _D.day.like(f"{month}-%"))).first()
         keys = ("storage_peak_bytes", "files_peak", "users_peak", "api_calls")
         return {k: int(v) for k, v in zip(keys, row or (0, 0, 0, 0), strict=True)}
@@ -125,5 +144,7 @@ class UsageRepository:
         return {"tenants": int(row[0]), "users": int(row[1]), "storage_bytes": int(row[2])}
 
     def delete(self, tenant_id: str) -> None:
+        """Every counter of the tenant, its rate bucket and unfolded request count too."""
         self.conn.execute(usage_daily.delete().where(_D.tenant_id == tenant_id))
         self.conn.execute(tenant_usage.delete().where(_U.tenant_id == tenant_id))
+        self.conn.execute(rate_buckets.delete().where(rate_buckets.c.tenant_id == tenant_id))

@@ -5,8 +5,29 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["RateLimiter"]
+__all__ = ["Limiter", "RateLimiter", "tokens_needed"]
+
+
+class Limiter(Protocol):
+    """What admission asks of a rate limiter: ``admit(key, rate, burst, cost, paid=,
+    calls=)`` → seconds to wait (0.0: admitted, ``cost`` tokens taken and ``calls``
+    requests counted). :class:`RateLimiter` is one process's buckets;
+    :class:`nexus.service.rate_limits.SharedRateLimiter` is every process's."""
+
+    def admit(self, key: str, rate: float, burst: int, cost: float = 1.0, *,
+              paid: float = 0.0, calls: int = 0) -> float: ...
+
+
+def tokens_needed(cost: float, burst: float, paid: float = 0.0) -> float:
+    """What the bucket must hold to admit ``cost`` tokens of which ``paid`` were taken by
+    the same call already: what a full bucket could pay, and at least one token for a new
+    call (so a zero burst admits nothing)."""
+    need = min(cost, float(burst) - paid)
+    if not paid:
+        need = max(need, min(cost, 1.0))
+    return need
 
 
 class RateLimiter:
@@ -21,8 +42,9 @@ class RateLimiter:
     every plan, and the sustained rate is still ``rate`` items per second. A refused call
     takes nothing.
 
-    In-process: each server process enforces its own buckets (documented; a deployment
-    of N processes behind a balancer admits up to N × the rate).
+    In-process: this process's buckets only, and it counts no calls — the server uses
+    :class:`~nexus.service.rate_limits.SharedRateLimiter`, which applies the same rule to
+    buckets every process shares; this one is the rule on its own, for tests and tools.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -31,11 +53,9 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def admit(self, key: str, rate: float, burst: int, cost: float = 1.0, *,
-              paid: float = 0.0) -> float:
+              paid: float = 0.0, calls: int = 0) -> float:
         now = self._clock()
-        need = min(cost, float(burst) - paid)
-        if not paid:  # a new call needs a token of its own, even from a zero burst
-            need = max(need, min(cost, 1.0))
+        need = tokens_needed(cost, burst, paid)
         with self._lock:
             tokens, last = self._buckets.get(key, (float(burst), now))
             tokens = min(float(burst), tokens + (now - last) * rate)

@@ -1,0 +1,1 @@
+"""Several real ``nexus serve`` replicas over one database and one blob store."""
