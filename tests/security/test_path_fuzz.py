@@ -26,10 +26,10 @@ file — under its own root only.
 The requests go through the real ASGI app (``nexus.server.create_app``) with
 ``httpx.AsyncClient(transport=httpx.ASGITransport(app))`` — Starlette's ``TestClient``
 minus its per-request thread hop, which would triple the run time (≈ 2.5 ms vs 0.8 ms
-per request); the export/import phase uses ``TestClient`` itself. SQLite runs the whole
-corpus, in two halves (even entries here, odd ones in ``test_path_fuzz_odd.py``: two
-modules, so ``--dist loadscope`` runs them on two workers at once); PostgreSQL every 10th
-entry.
+per request); the export/import phase uses ``TestClient`` itself. The default suite sweeps
+a sample on SQLite (every 6th entry, plus the first entry of any template or payload the
+stride missed, so every trick is driven) and every 10th entry on PostgreSQL; the whole
+corpus on SQLite is ``test_path_fuzz_full.py``, under ``-m slow``.
 """
 
 from __future__ import annotations
@@ -78,11 +78,10 @@ CORPUS: list[Hostile] = build_corpus()
 PG_STRIDE = 10
 #: Every n-th entry on SQLite (1: all); for quick local runs only.
 CONCURRENCY = int(os.environ.get("NEXUS_PATH_FUZZ_CONCURRENCY", "4"))
-SQLITE_STRIDE = int(os.environ.get("NEXUS_PATH_FUZZ_STRIDE", "1"))
-#: The SQLite corpus is swept in this many halves, one per module (see the docstring).
-SQLITE_SHARDS = 2
-#: Which SQLite half this module sweeps; test_path_fuzz_odd.py sets 1.
-SQLITE_SHARD = 0
+#: The default suite's SQLite sample: every n-th entry (see :func:`sample`).
+SQLITE_STRIDE = int(os.environ.get("NEXUS_PATH_FUZZ_STRIDE", "6"))
+#: Whether this module's SQLite sweep takes the whole corpus; test_path_fuzz_full.py sets it.
+WHOLE_CORPUS = False
 
 #: Names of the parameters that carry a path into a service method.
 PATH_PARAMETERS = frozenset({"path", "src", "dst", "object", "checks", "archive"})
@@ -144,6 +143,15 @@ def test_corpus_is_large_distinct_and_meaningful() -> None:
                    "\x1f", "\x85", "\u202e", "\u200b", "..\\..\\beta", "a" * 256,
                    "x.", "x ", "/tenants/beta", "e\u0301"]:
         assert needle in text, needle
+
+
+def test_the_default_sample_drives_every_template_and_every_payload() -> None:
+    chosen = sample(list(enumerate(CORPUS)), SQLITE_STRIDE)
+    assert len(chosen) < len(CORPUS)
+    for part in (0, 1):
+        assert {h.id.split("/")[part] for _, h in chosen} == {
+            h.id.split("/")[part] for h in CORPUS}
+    assert {h.expect for _, h in chosen} == {h.expect for h in CORPUS}
 
 
 def test_corpus_expectations_hold_for_normalize() -> None:
@@ -223,7 +231,7 @@ class Sweep:
 @dataclass
 class World:
     backend: str
-    shard: int
+    whole: bool
     service: NexusService
     app: Any
     alice_key: str
@@ -270,7 +278,7 @@ def open_world(request: pytest.FixtureRequest, scratch: Path, backend: str) -> I
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     if url is not None:
         truncate_all(url)
-    built = build_world(backend, scratch / backend, url, request.module.SQLITE_SHARD)
+    built = build_world(backend, scratch / backend, url, request.module.WHOLE_CORPUS)
     try:
         yield built
     finally:
@@ -279,7 +287,7 @@ def open_world(request: pytest.FixtureRequest, scratch: Path, backend: str) -> I
             truncate_all(url)
 
 
-def build_world(backend: str, data_dir: Path, url: str | None, shard: int = 0) -> World:
+def build_world(backend: str, data_dir: Path, url: str | None, whole: bool = False) -> World:
     """Tenants acme, beta and gamma; alice owns acme, dave beta; a few files in beta."""
     service = bootstrap(Settings(data_dir=data_dir, database_url=url))
     service.tenants._limiter = Unlimited()  # noqa: SLF001 - see Unlimited
@@ -292,7 +300,7 @@ def build_world(backend: str, data_dir: Path, url: str | None, shard: int = 0) -
     service.files.write(ROOT, SRC, SRC_DATA)
     alice = service.keys.admin_create_key(ROOT, "alice", "fuzz", tenant_id="acme")["api_key"]
     admin = service.keys.admin_create_key(ROOT, "root", "fuzz admin", is_admin=True)["api_key"]
-    return World(backend, shard, service, create_app(service=service), alice, admin,
+    return World(backend, whole, service, create_app(service=service), alice, admin,
                  _snapshot(service))
 
 
@@ -311,11 +319,29 @@ def swept(world: World) -> World:
     return world
 
 
+def sample(entries: list[tuple[int, Hostile]], stride: int) -> list[tuple[int, Hostile]]:
+    """Every ``stride``-th entry, plus the first of each template and payload it missed.
+
+    A plain stride over a corpus built template by template could skip one trick
+    entirely; topping it up keeps every template and every payload in the sweep.
+    """
+    chosen = dict(entries[::stride])
+    templates = {h.id.split("/")[0] for h in chosen.values()}
+    payloads = {h.id.split("/")[1] for h in chosen.values()}
+    for i, entry in entries:
+        template, payload = entry.id.split("/")
+        if template not in templates or payload not in payloads:
+            chosen[i] = entry
+            templates.add(template)
+            payloads.add(payload)
+    return sorted(chosen.items())
+
+
 def _entries(world: World) -> list[tuple[int, Hostile]]:
     entries = list(enumerate(CORPUS))
     if world.backend == "postgresql":
         return entries[::PG_STRIDE]
-    return entries[::SQLITE_STRIDE][world.shard::SQLITE_SHARDS]
+    return entries if world.whole else sample(entries, SQLITE_STRIDE)
 
 
 # -- the sweep -------------------------------------------------------------------------
@@ -559,9 +585,9 @@ def test_every_hostile_path_through_every_method(swept: World,
     sweep = swept.sweep
     assert sweep is not None
     assert sweep.entries == len(_entries(swept))
-    half = f" half {swept.shard + 1}/{SQLITE_SHARDS}" if swept.backend == "sqlite" else ""
+    scope = "whole corpus" if swept.whole else "sample"
     stress_report(
-        f"path fuzz [{sweep.backend}{half}]: {sweep.entries} hostile paths, {sweep.cells} cells "
+        f"path fuzz [{sweep.backend}, {scope}]: {sweep.entries} hostile paths, {sweep.cells} cells "
         f"({sweep.skipped_cells} skipped: no URL can carry a lone surrogate), "
         f"{sweep.requests} requests in {sweep.seconds:.1f}s; outcomes "
         f"{dict(sweep.outcomes)}; statuses {dict(sorted(sweep.statuses.items()))}; "

@@ -16,19 +16,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from nexus.errors import ConflictError, InvalidPathError, UnavailableError
 
-__all__ = ["Database", "WriteConflict", "normalize_database_url"]
+__all__ = ["SCHEMA_HEAD", "Database", "WriteConflict", "normalize_database_url"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+#: The newest migration's revision; a test checks it against the migrations directory.
+#: Comparing with it spares every process start importing Alembic (a sixth of a second)
+#: when the schema is already current, which is every start but the first.
+SCHEMA_HEAD = "0009"
 _WRITE = "nexus_write"
 
 
@@ -191,11 +191,11 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (cheap when it is already there)."""
-        script = ScriptDirectory(str(_MIGRATIONS))
-        with self.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_heads()
-            if set(current) == set(script.get_heads()):
-                return
+        if self.schema_revisions() == {SCHEMA_HEAD}:
+            return
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as conn:
@@ -204,6 +204,13 @@ class Database:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7236452)")
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+
+    def schema_revisions(self) -> set[str]:
+        """The revisions in ``alembic_version`` (empty on a database Nexus never set up)."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return set()
+            return {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
 
     def ping(self) -> None:
         """Raise :class:`UnavailableError` unless the database answers."""

@@ -1,8 +1,8 @@
-"""The path fuzz's second SQLite half (the corpus's odd entries).
+"""The path fuzz over the whole corpus on SQLite (``-m slow``).
 
-A module of its own only so that ``--dist loadscope`` gives it a worker of its own: the
-whole corpus through every method is the suite's longest single sweep. The tests and
-fixtures are those of ``test_path_fuzz``; only the backend and the half differ.
+The default suite sweeps a sample (``test_path_fuzz``); this module drives every entry
+through every method. The tests and fixtures are those of ``test_path_fuzz``; only the
+backend and the corpus differ.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import pytest
 
 from . import test_path_fuzz as base
 
+pytestmark = pytest.mark.slow
+
 # In the order the base module defines them: the later ones judge what the sweep left.
 scratch, swept = base.scratch, base.swept
 test_every_hostile_path_through_every_method = base.test_every_hostile_path_through_every_method
@@ -23,7 +25,7 @@ test_acme_holds_exactly_the_accepted_files_under_their_normal_forms = (
 test_export_then_import_keeps_every_name_inside_its_tenant = (
     base.test_export_then_import_keeps_every_name_inside_its_tenant)
 
-SQLITE_SHARD = 1
+WHOLE_CORPUS = True
 
 
 @pytest.fixture(scope="module")
