@@ -54,9 +54,14 @@ class Template:
 class Hostile:
     """One corpus entry; :meth:`path` gives the concrete path for slot ``i``."""
 
-    id: str
+    template: str
+    payload: str
     pattern: str
     expect: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.template}/{self.payload}"
 
     def path(self, i: int) -> str:
         base = BASE.format(i=i)
@@ -223,8 +228,7 @@ def build_corpus() -> list[Hostile]:
             if pattern in seen:
                 continue
             seen.add(pattern)
-            out.append(Hostile(f"{template.id}/{payload.id}", pattern,
-                               _expect(payload, template)))
+            out.append(Hostile(template.id, payload.id, pattern, _expect(payload, template)))
     return out
 
 
