@@ -125,8 +125,10 @@ lifecycle.export_tenant_data("startup")
 # the data. The server's export_tenant writes that archive (every file with its SHA-256,
 # the record, users, grants and shares) before the deletion below.
 archive = lifecycle.admin.export_tenant("startup")
-print(f"📦 Wrote {archive['path']}: {archive['files']} files ({archive['bytes']} bytes), "
-      f"{archive['users']} users, {archive['tuples']} grants")
+# The guide's "Total files" counts every entry, directories too; the archive says which.
+print(f"📦 Wrote {archive['path']}: {archive['files'] + archive['directories']} entries "
+      f"({archive['files']} files of {archive['bytes']} bytes, {archive['directories']} "
+      f"directories), {archive['users']} users, {archive['tuples']} grants")
 # --- end of addition ---
 
 # Delete tenant (requires confirmation)

@@ -52,8 +52,24 @@ def assert_demo_passed(result: subprocess.CompletedProcess[str], seconds: float)
     for claim in CLAIMS:
         assert re.search(rf"│ [^│]*{re.escape(claim)}[^│]*│ held", out), claim
     assert "FAILED" not in out and "every claim held" in out
+    assert_counts_agree(out)
     assert_cleaned_up(out)
     assert seconds < 60, f"the demo took {seconds:.0f} s"
+
+
+def assert_counts_agree(out: str) -> None:
+    """The guide's scripts count entries as "files"; the demo's own lines must say what
+    those numbers are made of, and add up to them."""
+    for user, shown, tenant in re.findall(r"(Alice|Bob) can see (\d+) (\w+) files", out):
+        note = re.search(rf"{user.lower()}'s (\d+) entries under /tenants/{tenant.lower()} "
+                         r"are (\d+) files? and (\d+) director", out)
+        assert note, f"no breakdown of {user}'s listing"
+        assert int(note[1]) == int(shown) == int(note[2]) + int(note[3])
+    total = re.search(r"Total files: (\d+)", out)
+    wrote = re.search(r"Wrote \S+: (\d+) entries \((\d+) files? of \d+ bytes, (\d+) director",
+                      out)
+    assert total and wrote, "no export lines"
+    assert int(total[1]) == int(wrote[1]) == int(wrote[2]) + int(wrote[3])
 
 
 def assert_cleaned_up(out: str) -> None:

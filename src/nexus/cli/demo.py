@@ -149,6 +149,11 @@ def _note(message: str) -> None:
     console.print(Text(f"demo: {message}", style="dim"), soft_wrap=True)
 
 
+def _count(n: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n} {noun if n == 1 else plural}"
+
+
 def _heading(title: str) -> None:
     console.print()
     console.print(Rule(Text(title, style="bold cyan"), align="left"))
@@ -195,6 +200,14 @@ def _between_steps(done: Step, ctx: _Context, admin: NexusClient) -> None:
         ctx.keys.update(json.loads(ctx.keys_file.read_text()))
         _note(f"read Alice's and Bob's keys from {ctx.keys_file.name}; "
               "Step 3 gets them as ALICE_KEY and BOB_KEY")
+    if done.script == "tenant_isolation_demo.py":
+        # The guide's script counts every entry, directories too, and prints the first five.
+        for user, tenant in (("alice", "acme"), ("bob", "beta")):
+            entries = admin.list(f"/tenants/{tenant}", recursive=True)
+            files = sum(1 for e in entries if e["type"] == "file")
+            _note(f"{user}'s {len(entries)} entries under /tenants/{tenant} are "
+                  f"{_count(files, 'file')} and {_count(len(entries) - files, 'directory')}; "
+                  "the script prints the first five")
     if done.script == "tenant_quotas.py":
         # Step 6 deletes "startup", which has no user in the guide; give it one, so the
         # check can show that the deleted tenant's key is refused.
@@ -263,7 +276,8 @@ class _Checks:
         outside = [e["path"] for e in entries if not e["path"].startswith("/tenants/acme/")]
         assert entries and not outside, f"outside /tenants/acme: {outside}"
         refused = _refused(lambda: self.alice.list("/tenants"), nexus.NexusPermissionError)
-        return f"{len(entries)} entries, all under /tenants/acme; list /tenants → {refused}"
+        return (f"{len(entries)} entries (later steps wrote more than Step 3 listed), all under "
+                f"/tenants/acme; list /tenants → {refused}")
 
     def usage_counted(self) -> str:
         usage = self.admin.get_tenant("acme")["usage"]

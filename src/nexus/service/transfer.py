@@ -234,6 +234,7 @@ class TransferService:
                 tar.addfile(member, _ChunkReader(chunks))
         files = [e for e in entries if e["type"] == "file"]
         return {"tenant_id": tenant_id, "files": len(files),
+                "directories": len(entries) - len(files),
                 "bytes": sum(e["size"] for e in files), "users": len(users),
                 "tuples": len(tuples), "shares": len(share_rows),
                 "audit_events": len(events)}
