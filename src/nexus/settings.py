@@ -46,6 +46,11 @@ class Settings:
     #: ``limit_concurrency``); past it, new requests get 503 at once. Bounds what idle or
     #: slow connections cost before their key is known (each may buffer up to 64 KiB).
     max_connections: int = 2048
+    #: Read and denial events are committed in batches: the first of a batch waits at most
+    #: this many seconds (the crash window of those events; docs/audit.md, "Durability").
+    audit_delay: float = 0.05
+    #: Read and denial events waiting at most; past it, recording them waits.
+    audit_queue: int = 10_000
 
     def __post_init__(self) -> None:
         if not self.body_idle_timeout > 0:
@@ -56,6 +61,10 @@ class Settings:
             raise InvalidArgumentError("stream caps must be at least 1")
         if self.max_connections < 1:
             raise InvalidArgumentError("max connections must be at least 1")
+        if not 0 <= self.audit_delay <= 10:
+            raise InvalidArgumentError("audit delay must be between 0 and 10 seconds")
+        if self.audit_queue < 1:
+            raise InvalidArgumentError("audit queue must hold at least 1 event")
         if self.streams_total >= self.worker_threads:
             raise InvalidArgumentError(
                 f"the stream cap ({self.streams_total}) must be below the number of worker "
@@ -80,6 +89,8 @@ class Settings:
             streams_total=_number(given, env, "streams_total", int, 32),
             worker_threads=_number(given, env, "worker_threads", int, 40),
             max_connections=_number(given, env, "max_connections", int, 2048),
+            audit_delay=_number(given, env, "audit_delay", float, 0.05),
+            audit_queue=_number(given, env, "audit_queue", int, 10_000),
         )
 
     def __repr__(self) -> str:  # never print the secret

@@ -57,6 +57,9 @@ def test_metrics_count_the_workload(app, service) -> None:  # noqa: ANN001
               - _value(before, "nexus_blob_bytes_total", direction="in"))
     assert 3 <= stored <= 4  # the refused fourth write may stage its byte first
     assert _value(text, "nexus_db_connections", state="waiting") == 0
+    # The four reads' events are queued or committed; the capacity is the default.
+    assert 0 <= _value(text, "nexus_audit_queue", state="queued") <= 4
+    assert _value(text, "nexus_audit_queue", state="capacity") == 10_000
     # The four downloads gave their stream slots back.
     assert _value(text, "nexus_open_streams", state="open") == 0
     assert _value(text, "nexus_open_streams", state="cap") == app.state.admission.total

@@ -144,6 +144,15 @@ def serve(
         "--max-connections", envvar="NEXUS_MAX_CONNECTIONS",
         help="Connections and requests held at once; more get 503 at once "
              "(default 2048; idle keep-alive connections count).")] = None,
+    audit_delay: Annotated[float | None, typer.Option(
+        "--audit-delay", envvar="NEXUS_AUDIT_DELAY",
+        help="Seconds read and denial events may wait to be committed together (default "
+             "0.05): the most of them a crash can lose. Tenants with audit_reads 'sync' "
+             "do not wait.")] = None,
+    audit_queue: Annotated[int | None, typer.Option(
+        "--audit-queue", envvar="NEXUS_AUDIT_QUEUE",
+        help="Read and denial events waiting at most; past it requests wait to record "
+             "theirs (default 10000).")] = None,
     workers: Annotated[str, typer.Option(
         "--workers", envvar="NEXUS_WORKERS",
         help="Server processes on this port: a number, or 'auto' (one per CPU core). "
@@ -164,7 +173,8 @@ def serve(
                                   "streams_per_tenant": streams_per_tenant,
                                   "streams_total": streams_total,
                                   "worker_threads": worker_threads,
-                                  "max_connections": max_connections})
+                                  "max_connections": max_connections,
+                                  "audit_delay": audit_delay, "audit_queue": audit_queue})
         run_server(settings, host=host, port=port, log_level=log_level.value,
                    log_format=log_format.value, metrics_host=metrics_host,
                    metrics_port=metrics_port,

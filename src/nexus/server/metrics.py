@@ -92,6 +92,12 @@ class _ServiceCollector(Collector):
         blob_bytes.add_metric(["in"], blobs.traffic.bytes_in)
         blob_bytes.add_metric(["out"], blobs.traffic.bytes_out)
         yield blob_bytes
+        queued = GaugeMetricFamily("nexus_audit_queue", "Read and denial events waiting "
+                                   "for their batch commit, and the queue's capacity",
+                                   labels=["state"])
+        queued.add_metric(["queued"], float(self._service.audit.queued))
+        queued.add_metric(["capacity"], float(self._service.settings.audit_queue))
+        yield queued
         fleet = self._service.tenants.fleet_counts()
         for dimension in ("status", "plan"):
             family = GaugeMetricFamily(f"nexus_tenants_by_{dimension}",

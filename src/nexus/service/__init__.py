@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from nexus.service.access import AccessGate, Action
 from nexus.service.audit import AuditLog
+from nexus.service.audit_writer import AuditWriter
 from nexus.service.coherence import Coherence, coherence_for
 from nexus.service.files import FileService, ReadStream
 from nexus.service.keys import KeyService
@@ -69,8 +70,9 @@ class NexusService:
         self.tenants.admit(principal)
 
     def close(self) -> None:
-        """Stop listening for other processes' changes and release database connections
-        (nothing is buffered: request counts are in the shared buckets already)."""
+        """Commit the queued audit events, stop listening for other processes' changes and
+        release database connections (request counts are in the shared buckets already)."""
+        self.audit.close()
         self.coherence.close()
         self.db.dispose()
 
@@ -97,11 +99,13 @@ def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
     coherence = coherence_for(db)
     revisions = RevisionTracker(db, coherence=coherence)
     states = TenantStates(db, coherence=coherence)
-    audit = AuditLog(db=db)
+    audit = AuditLog(db=db, writer=AuditWriter(db, delay=settings.audit_delay,
+                                               capacity=settings.audit_queue))
     engine = PermissionEngine(db=db, revisions=revisions, cache=CheckCache(), states=states)
     gate = AccessGate(engine, audit)
     tenants = TenantService(db=db, gate=gate, states=states, audit=audit)
-    audit.bind(reads_enabled=states.audits_reads, may_read=gate.may_read_audit)
+    audit.bind(read_mode=states.audit_reads, incarnation=states.incarnation,
+               may_read=gate.may_read_audit)
     quotas = QuotaLedger(db=db)
     secret = stores.secret
     files = FileService(db=db, blobs=blobs, gate=gate, revisions=revisions, quotas=quotas,

@@ -2,8 +2,9 @@
 
 Changes are recorded in the same transaction as the change (:meth:`AuditLog.record`), so
 an event exists exactly when its change does. Denials and reads have nothing to be atomic
-with and are recorded in a transaction of their own (:meth:`AuditLog.record_now`); reads
-are not recorded for tenants whose ``settings.audit_reads`` is ``false``. Each tenant's
+with: they are committed in batches by :mod:`nexus.service.audit_writer` (at most its
+delay later), or each in its own transaction for a tenant whose ``settings.audit_reads``
+is ``sync``; reads are not recorded at all where it is ``off``. Each tenant's
 log is a hash chain with a gapless sequence (``audit_verify`` detects any edited or
 missing event); events outside any tenant go to the system log (``_system``).
 
@@ -27,11 +28,19 @@ from nexus import paths
 from nexus.context import client_address, current_request_id
 from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
 from nexus.service.access import AccessGate
+from nexus.service.audit_writer import AuditWriter, PendingEvent
 from nexus.store import Database, TenantRepository
 from nexus.store.audit import AuditRepository
 from nexus.types import Principal, iso_time, parse_timestamp
 
 __all__ = ["AuditLog", "crossing"]
+
+
+def _append(conn: Connection, names: Sequence[str], fields: dict[str, Any]) -> None:
+    # Sorted logs: concurrent cross-tenant events lock the chains' heads in one order.
+    repo = AuditRepository(conn)
+    for name in names:
+        repo.append(name, **fields)
 
 
 def tenant_for(principal: Principal, target: str | None) -> str:
@@ -74,19 +83,25 @@ class AuditLog:
     """Appends and reads audit events."""
 
     def __init__(self, *, db: Database, clock: Callable[[], float] = time.time,
-                 reads_enabled: Callable[[str], bool] | None = None,
-                 may_read: Callable[[Principal, str], bool] | None = None) -> None:
+                 writer: AuditWriter | None = None) -> None:
         self._db = db
         self._clock = clock
-        self._reads_enabled = reads_enabled or (lambda _tenant: True)
-        self._may_read = may_read or (lambda p, log: AccessGate.is_system_admin(p))
+        # Without a writer every event is committed at once (the ``sync`` class).
+        self._writer = writer
+        self._read_mode: Callable[[str], str] = lambda _tenant: "sync"
+        self._incarnation: Callable[[str], str | None] = lambda _tenant: None
+        self._may_read: Callable[[Principal, str], bool] = \
+            lambda p, log: AccessGate.is_system_admin(p)
 
-    def bind(self, *, reads_enabled: Callable[[str], bool],
+    def bind(self, *, read_mode: Callable[[str], str],
+             incarnation: Callable[[str], str | None],
              may_read: Callable[[Principal, str], bool]) -> None:
-        """Late wiring of the two questions the audit log asks (the enforcement point and
-        the tenant states are built after it): does a tenant record reads, and may this
-        principal read that log (``AccessGate.may_read_audit``)."""
-        self._reads_enabled = reads_enabled
+        """Late wiring of what the audit log asks of the tenant states and the enforcement
+        point (both built after it): how a tenant records reads (``sync``, ``batched``,
+        ``off``), a tenant's incarnation, and may this principal read that log
+        (``AccessGate.may_read_audit``)."""
+        self._read_mode = read_mode
+        self._incarnation = incarnation
         self._may_read = may_read
 
     def record(self, conn: Connection, principal: Principal, action: str,
@@ -95,37 +110,69 @@ class AuditLog:
         """Append an event inside the caller's transaction — into every log it involves
         (:func:`crossing`). ``between`` is ``(src, dst)`` of a copy or rename: the event
         goes to ``tenant``, else to ``dst``'s log, and to ``src``'s log too."""
-        self._append(conn, principal, action, target, result=result, detail=detail,
-                     logs=self._logs(principal, target, tenant, between), between=between)
+        names, fields = self._event(principal, action, target, result=result, detail=detail,
+                                    logs=self._logs(principal, target, tenant, between),
+                                    between=between)
+        _append(conn, names, fields)
 
     def record_now(self, principal: Principal, action: str, target: str | None, *,
                    result: str = "ok", detail: str | None = None) -> None:
-        """Append an event in its own transaction (denials, reads)."""
-        self._db.run(lambda conn: self.record(conn, principal, action, target, result=result,
-                                              detail=detail))
+        """Append an event that has no transaction to join (a denial): batched, unless a
+        log it goes to records synchronously. Denials are recorded in every mode."""
+        logs = self._logs(principal, target, None, ())
+        self._deliver(self._event(principal, action, target, result=result, detail=detail,
+                                  logs=logs, between=()),
+                      sync=any(self._read_mode(log) == "sync" for log in logs[0]))
 
     def record_read(self, principal: Principal, action: str, target: str) -> None:
-        """A read, in each involved log whose tenant records reads (one transaction).
-        Reads by the in-process operator (the embedded engine opened without a key: no
-        credential, no request) are not recorded; every keyed principal's are."""
+        """A read, in each involved log whose tenant records reads — batched, or at once
+        when one of them is ``sync`` (the event stays one event in all its logs). Reads by
+        the in-process operator (the embedded engine opened without a key: no credential,
+        no request) are not recorded; every keyed principal's are."""
         if principal.key_id is None and AccessGate.is_system_admin(principal):
             return
         logs, note = self._logs(principal, target, None, ())
-        logs = [log for log in logs if self._reads_enabled(log)]
+        modes = {log: self._read_mode(log) for log in logs}
+        logs = [log for log in logs if modes[log] != "off"]
         if logs:
-            self._db.run(lambda conn: self._append(conn, principal, action, target,
-                                                   result="ok", detail=None,
-                                                   logs=(logs, note), between=()))
+            self._deliver(self._event(principal, action, target, result="ok", detail=None,
+                                      logs=(logs, note), between=()),
+                          sync=any(modes[log] == "sync" for log in logs))
+
+    @property
+    def queued(self) -> int:
+        """Batched events not committed yet."""
+        return self._writer.depth if self._writer is not None else 0
+
+    def flush(self) -> None:
+        """Commit every batched event of this process (before a query: callers see their
+        own reads)."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer (a clean shutdown)."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def _deliver(self, event: tuple[list[str], dict[str, Any]], *, sync: bool) -> None:
+        names, fields = event
+        if sync or self._writer is None:
+            self._db.run(lambda conn: _append(conn, names, fields))
+            return
+        self._writer.submit(PendingEvent(
+            tuple((name, None if name == paths.SYSTEM_PARTITION else self._incarnation(name))
+                  for name in names), fields))
 
     def _logs(self, principal: Principal, target: str | None, tenant: str | None,
               between: Sequence[str]) -> tuple[list[str], str | None]:
         log = tenant or tenant_for(principal, between[1] if between else target)
         return crossing(principal, log, target, between)
 
-    def _append(self, conn: Connection, principal: Principal, action: str,
-                target: str | None, *, result: str, detail: str | None,
-                logs: tuple[list[str], str | None], between: Sequence[str]) -> None:
-        # Sorted logs: concurrent cross-tenant events lock the chains' heads in one order.
+    def _event(self, principal: Principal, action: str, target: str | None, *, result: str,
+               detail: str | None, logs: tuple[list[str], str | None],
+               between: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+        """The logs an event goes to and its fields, taken now (time, request, client)."""
         names, note = logs
         touched = between or ([target] if target and target.startswith("/") else [])
         if AccessGate.is_system_admin(principal) and detail is None and any(
@@ -133,12 +180,10 @@ class AuditLog:
             detail = "admin bypass"
         if note is not None:
             detail = note if detail is None else f"{detail}; {note}"
-        at = self._clock()
-        for name in names:
-            AuditRepository(conn).append(
-                name, at=at, user_id=principal.user_id, key_id=principal.key_id,
-                action=action, target=target, result=result, detail=detail,
-                request_id=current_request_id.get(), client=client_address.get())
+        return names, {"at": self._clock(), "user_id": principal.user_id,
+                       "key_id": principal.key_id, "action": action, "target": target,
+                       "result": result, "detail": detail,
+                       "request_id": current_request_id.get(), "client": client_address.get()}
 
     # -- queries -------------------------------------------------------------------------
 
@@ -147,6 +192,7 @@ class AuditLog:
                     limit: int = 100, cursor: int | None = None) -> dict[str, Any]:
         """A page of events: ``{"events": [...], "next_cursor": int | None}``."""
         self._require_reader(principal, tenant_id)
+        self.flush()
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidArgumentError("limit must be between 1 and 10000")
         with self._db.read() as conn:
@@ -171,6 +217,7 @@ class AuditLog:
     def audit_verify(self, principal: Principal, tenant_id: str) -> dict[str, Any]:
         """Check the chain: ``{"ok", "events", "problems"}``."""
         self._require_reader(principal, tenant_id)
+        self.flush()
         with self._db.read() as conn:
             count, problems = AuditRepository(conn).verify(tenant_id)
         return {"tenant_id": tenant_id, "ok": not problems, "events": count,

@@ -18,7 +18,8 @@ from nexus.service.coherence import Coherence
 from nexus.store import Database, TenantRepository
 from nexus.tenancy.lifecycle import BLOCKED
 
-__all__ = ["TenantState", "TenantStates", "refuse_blocked", "trial_over"]
+__all__ = ["AUDIT_READ_MODES", "TenantState", "TenantStates", "audit_read_mode",
+           "refuse_blocked", "trial_over"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +30,23 @@ class TenantState:
     status: str
     status_reason: str | None
     trial_ends_at: float | None
-    audit_reads: bool = True
+    audit_reads: str = "batched"
     incarnation: str = ""
+
+
+#: ``settings.audit_reads``: how a tenant's read events are recorded (docs/audit.md).
+AUDIT_READ_MODES = ("sync", "batched", "off")
+
+
+def audit_read_mode(value: object) -> str:
+    """``settings.audit_reads`` as one of :data:`AUDIT_READ_MODES`. The booleans of older
+    settings mean ``batched`` (true) and ``off`` (false); any other value — only a
+    hand-written ``.tenant.json`` can hold one — the strictest, ``sync``."""
+    if value is True or value is None:
+        return "batched"
+    if value is False:
+        return "off"
+    return value if isinstance(value, str) and value in AUDIT_READ_MODES else "sync"
 
 
 class TenantStates:
@@ -59,14 +75,15 @@ class TenantStates:
             record = TenantRepository(conn).get(tenant_id)
         state = None if record is None else TenantState(
             record.plan, record.status, record.status_reason, record.trial_ends_at,
-            bool(record.settings.get("audit_reads", True)), record.incarnation)
+            audit_read_mode(record.settings.get("audit_reads")), record.incarnation)
         self._cache[tenant_id] = (state, now)
         return state
 
-    def audits_reads(self, tenant_id: str) -> bool:
-        """Whether reads in this tenant are audited (``settings.audit_reads``, default on)."""
+    def audit_reads(self, tenant_id: str) -> str:
+        """How reads in this tenant are audited: ``sync``, ``batched`` (the default) or
+        ``off`` (``settings.audit_reads``); the default for the system log."""
         state = self.get(tenant_id)
-        return state.audit_reads if state is not None else True
+        return state.audit_reads if state is not None else "batched"
 
     def incarnation(self, tenant_id: str) -> str | None:
         """The tenant's current incarnation token, ``None`` if it does not exist."""

@@ -30,7 +30,12 @@ from nexus.service import incarnations
 from nexus.service.access import AccessGate
 from nexus.service.audit import AuditLog
 from nexus.service.rate_limits import SharedRateLimiter, fold_api_calls
-from nexus.service.tenant_state import TenantStates, refuse_blocked, trial_over
+from nexus.service.tenant_state import (
+    AUDIT_READ_MODES,
+    TenantStates,
+    refuse_blocked,
+    trial_over,
+)
 from nexus.store import (
     Database,
     FileRepository,
@@ -191,6 +196,7 @@ class TenantService:
         paths.validate_tenant_id(tenant_id)
         plan_named(plan)
         _check_status(status)
+        settings = _check_settings(settings or {})
         overrides = validate_overrides(limit_overrides)
         unknown = set(limit_overrides) - set(overrides)
         if unknown:
@@ -201,7 +207,7 @@ class TenantService:
         def _work(conn: Connection) -> Any:
             created = register_tenant(
                 conn, tenant_id, now, name=name, plan=plan, status=status,
-                limit_overrides=overrides, settings=settings or {}, trial_ends_at=trial_ends)
+                limit_overrides=overrides, settings=settings, trial_ends_at=trial_ends)
             if created is None:
                 raise NexusFileExistsError(f"tenant {tenant_id!r} already exists")
             files = FileRepository(conn)
@@ -255,7 +261,7 @@ class TenantService:
         if limits is not None:
             values["limit_overrides"] = validate_overrides(limits)
         if settings is not None:
-            values["settings"] = dict(settings)
+            values["settings"] = _check_settings(settings)
         if extra is not None:
             values["extra"] = dict(extra)
         if trial_ends_at is not None:
@@ -472,3 +478,16 @@ def _billing_month(month: object, tenant_id: str, created_at: float, now: float)
                                    f"in {first})", param="month")
     return month
 
+
+
+def _check_settings(settings: Any) -> dict[str, Any]:
+    """The settings the server reads must hold values it understands; the rest are the
+    application's, stored as they are."""
+    if not isinstance(settings, dict):
+        raise InvalidArgumentError("settings must be an object")
+    mode = settings.get("audit_reads", True)
+    if not (isinstance(mode, bool) or mode in AUDIT_READ_MODES):
+        raise InvalidArgumentError(
+            f"settings.audit_reads must be one of {', '.join(AUDIT_READ_MODES)} (or true "
+            f"for batched, false for off), not {mode!r}")
+    return dict(settings)

@@ -76,10 +76,14 @@ class TenantRepository:
             changes.publish(self.conn, changes.TENANT, tenant_id)  # caches may say "absent"
         return incarnation if created else None
 
-    def incarnation(self, tenant_id: str) -> str | None:
-        """The current incarnation token of ``tenant_id``, ``None`` if it does not exist."""
-        return self.conn.execute(select(_T.incarnation).where(
-            _T.tenant_id == tenant_id)).scalar_one_or_none()
+    def incarnation(self, tenant_id: str, *, lock: bool = False) -> str | None:
+        """The current incarnation token of ``tenant_id``, ``None`` if it does not exist;
+        ``lock`` holds the row (shared) until the transaction ends, so the tenant cannot be
+        deleted under a writer that relies on the answer."""
+        query = select(_T.incarnation).where(_T.tenant_id == tenant_id)
+        if lock:
+            query = query.with_for_update(read=True)
+        return self.conn.execute(query).scalar_one_or_none()
 
     def exists(self, tenant_id: str) -> bool:
         query = select(_T.tenant_id).where(_T.tenant_id == tenant_id)
