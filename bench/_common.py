@@ -21,6 +21,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -30,14 +31,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
-from nexus._serve import ServeProcess
+from nexus._serve import ServeProcess, free_port
 
 #: The PostgreSQL server (and maintenance database) the scripts create their throw-away
 #: databases on unless ``--database-url`` names another.
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MB = 1_000_000  # throughput and RSS figures are in MB = 10**6 bytes
+_BARE_APP = Path(__file__).with_name("_bare_app.py")
 
 
 # -- PostgreSQL ------------------------------------------------------------------------
@@ -361,3 +364,29 @@ class ServerProcess(ServeProcess):
                          extra_args=("--log-level", log_level), startup_seconds=90,
                          stop_seconds=60)
         self.start()
+
+
+# -- floors ----------------------------------------------------------------------------
+
+
+@contextmanager
+def bare_app(workers: int = 1) -> Iterator[str]:
+    """The least an ASGI app on uvicorn can answer a GET with (``_bare_app.py``: no
+    framework, no database), with ``workers`` processes: the round-trip floor."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "_bare_app:app", "--app-dir", str(_BARE_APP.parent),
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+         "--no-access-log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import multiprocessing
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,18 +40,18 @@ from _common import (
     DEFAULT_ADMIN_URL,
     add_backend_option,
     add_database_url_option,
+    bare_app,
     machine_line,
     percentile,
     postgres_database,
     script_parser,
 )
-from nexus._serve import ServeProcess, free_port
+from nexus._serve import ServeProcess
 
 KIB = 1024
 CLIENTS = (8, 32)
 #: A client's repeating cycle of operations.
 CYCLE = ("read", "write", "list", "read", "exists")
-BARE_APP = Path(__file__).with_name("_bare_app.py")
 
 
 @dataclass(frozen=True)
@@ -143,27 +142,6 @@ def load(seats: list[Seat], seconds: float, *,
     return (f"{rate:8.0f} ops/s  p50 {statistics.median(samples) * 1000:6.2f} ms  "
             f"p99 {percentile(samples, 99) * 1000:7.2f} ms"
             + (f"  ERRORS {errors}" if errors else "")), rate, wall
-
-
-@contextmanager
-def bare_app(workers: int) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "_bare_app:app", "--app-dir", str(BARE_APP.parent),
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-         "--no-access-log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @contextmanager

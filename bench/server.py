@@ -16,8 +16,18 @@ runs ``python -m nexus.cli serve`` itself over a temporary data directory (and, 
 reads the administrator's key from ``<data-dir>/admin.key`` and stops the server
 (SIGTERM) at the end; everything is removed even if the run fails.
 
-Operations (one line each):
+Floors, measured first in the same run (machines differ ~2x; the targets are ratios):
 
+``floor_rt``       GET of a bare ASGI app on uvicorn (``_bare_app.py``) through the same
+                   keep-alive httpx client: the round-trip floor ("rt")
+``floor_create``   a durable 1 KiB create in the data directory: write, fsync, rename,
+                   directory fsync ("create")
+``floor_mixed8``   8 threads GET the bare app: the throughput floor of ``mixed_8``
+
+Operations (one line each; targets are issue 16's, as multiples of the floors):
+
+``health``         ``GET /health``: the server's own least call (HTTP, a thread hop,
+                   ``SELECT 1``)
 ``onboard``        the guide's onboarding of one tenant: ``mkdir /tenants/<id>`` + ``write
                    .tenant.json`` (plan ``enterprise``) + ``admin_create_key`` + owner
                    ``rebac_create``; one sample per tenant (the four calls)
@@ -70,6 +80,7 @@ from _common import (
     Samples,
     ServerProcess,
     add_database_url_option,
+    bare_app,
     cpu_seconds,
     data_dir_line,
     date_line,
@@ -148,18 +159,49 @@ def figure_target(text: str, key: str, unit: str, ok: Callable[[float], bool]) -
     return Target(text, measure)
 
 
-TARGETS = {
-    "onboard": p50_at_most(10),
-    "write_1k": p50_at_most(1.5),
-    "read_1k": p50_at_most(1.2),
-    "denied_read": p50_at_most(1.0),
-    "list_1000": p50_at_most(20),
-    "mixed_8": ops_at_least(1500),
-    "upload": figure_target(">= 250 MB/s", "mb_per_s", "MB/s", lambda v: v >= 250),
-    "download": figure_target(">= 500 MB/s", "mb_per_s", "MB/s", lambda v: v >= 500),
-    "server_rss": figure_target("< 150 MB growth", "server_growth_mb", "MB",
-                                lambda v: v < 150),
-}
+#: The floors of this machine, measured in the same run (seconds; ops/s for ``mixed``):
+#: ``rt`` a bare ASGI app's GET round trip, ``create`` a durable 1 KiB file create,
+#: ``mixed`` the bare app's 8-client throughput. Filled in by the floor rows.
+Floors = dict[str, float]
+
+
+def ratio_at_most(limit: float, floors: Floors, floor: Callable[[Floors], float],
+                  text: str) -> Target:
+    """p50 at most ``limit`` times ``floor(floors)``."""
+    def measure(r: Result) -> tuple[str, bool] | None:
+        try:
+            base = floor(floors)
+        except KeyError:
+            return None
+        ratio = r.p50_ms / 1000 / base
+        return f"{ratio:.2f}x", ratio <= limit
+    return Target(f"<= {limit:g}x {text}", measure)
+
+
+def share_at_least(limit: float, floors: Floors) -> Target:
+    def measure(r: Result) -> tuple[str, bool] | None:
+        if "mixed" not in floors:
+            return None
+        share = r.ops_per_s / floors["mixed"]
+        return f"{share:.2f}x", share >= limit
+    return Target(f">= {limit:g}x bare 8", measure)
+
+
+def targets(floors: Floors) -> dict[str, Target]:
+    """Issue 16's goals, as ratios to the floors of the same run."""
+    write = lambda f: f["rt"] + f["create"]  # noqa: E731
+    return {
+        "onboard": ratio_at_most(1.5, floors, lambda f: 4 * write(f), "4 writes"),
+        "write_1k": ratio_at_most(1.5, floors, write, "rt+create"),
+        "read_1k": ratio_at_most(1.5, floors, lambda f: f["rt"], "rt"),
+        "denied_read": ratio_at_most(1.3, floors, lambda f: f["rt"], "rt"),
+        "list_1000": ratio_at_most(10, floors, lambda f: f["rt"], "rt"),
+        "mixed_8": share_at_least(0.35, floors),
+        "upload": figure_target(">= 250 MB/s", "mb_per_s", "MB/s", lambda v: v >= 250),
+        "download": figure_target(">= 500 MB/s", "mb_per_s", "MB/s", lambda v: v >= 500),
+        "server_rss": figure_target("< 150 MB growth", "server_growth_mb", "MB",
+                                    lambda v: v < 150),
+    }
 
 
 # -- the server under test -------------------------------------------------------------
@@ -226,6 +268,7 @@ class Workload:
         self.list_dir: str | None = None
         self.big_file: str | None = None
         self.big_size = 0
+        self.floors: Floors = {}
 
     def timed(self, fn: Callable[[int], Any], n: int) -> tuple[list[float], str]:
         """:func:`timed`, plus the server's CPU time per call (user + system, all its
@@ -245,7 +288,84 @@ class Workload:
             tenant.client.close()
         self.admin.close()
 
-    # -- the floor ---------------------------------------------------------------------
+    # -- the floors (this machine, this run) -------------------------------------------
+
+    def op_floor_rt(self, n: int) -> Result:
+        """A GET of a bare ASGI app on uvicorn through a keep-alive httpx client: the
+        least a round trip costs here (no framework, no database, no thread hop)."""
+        with bare_app() as url, httpx.Client(base_url=url, timeout=60) as http:
+            for _ in range(20):
+                http.get("/")
+            samples = timed(lambda _: http.get("/"), n)
+        result = Result("", "floor_rt", samples,
+                        note="GET of a bare ASGI app on uvicorn, same httpx client: the "
+                             "round-trip floor")
+        self.floors["rt"] = result.p50_ms / 1000
+        return result
+
+    def op_floor_create(self, n: int) -> Result:
+        """A durable 1 KiB file create in the data directory: write, fsync, rename,
+        fsync of the directory — the least a durable small write costs on this disk."""
+        where = Path(self.data_dir or tempfile.gettempdir())
+        scratch = Path(tempfile.mkdtemp(dir=where, prefix="floor-create-"))
+        payload = os.urandom(KIB)
+        dir_fd = os.open(scratch, os.O_RDONLY)
+
+        def one(i: int) -> None:
+            tmp = scratch / f".{i}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, payload)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, scratch / f"{i}.bin")
+            os.fsync(dir_fd)
+
+        try:
+            samples = timed(one, n)
+        finally:
+            os.close(dir_fd)
+            shutil.rmtree(scratch, ignore_errors=True)
+        result = Result("", "floor_create", samples,
+                        note=f"1 KiB write + fsync + rename + directory fsync in {where}")
+        self.floors["create"] = result.p50_ms / 1000
+        return result
+
+    def op_floor_mixed(self, duration: float) -> Result:
+        """8 threads, each its own keep-alive httpx client, GET the bare app: the
+        throughput floor ``mixed_8`` is compared with (same client machine, same GIL)."""
+        with bare_app() as url:
+            clients = [httpx.Client(base_url=url, timeout=60) for _ in range(8)]
+            counts = [0] * len(clients)
+            latencies: list[list[float]] = [[] for _ in clients]
+            start = time.perf_counter() + 0.2
+            deadline = start + duration
+
+            def worker(c: int) -> None:
+                http, lat, clock = clients[c], latencies[c], time.perf_counter
+                http.get("/")
+                while clock() < start:
+                    time.sleep(0.001)
+                while (begin := clock()) < deadline:
+                    http.get("/")
+                    lat.append(clock() - begin)
+                    counts[c] += 1
+
+            threads = [threading.Thread(target=worker, args=(c,)) for c in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for http in clients:
+                http.close()
+        wall = time.perf_counter() - start
+        result = Result("", "floor_mixed8", [x for lat in latencies for x in lat], wall=wall,
+                        note=f"8 threads GET the bare app, {wall:.1f} s")
+        self.floors["mixed"] = result.ops_per_s
+        return result
+
+    # -- the server's own floor ----------------------------------------------------------
 
     def op_health(self, n: int) -> Result:
         """``GET /health`` with a bare keep-alive httpx client: HTTP, one worker-thread
@@ -556,7 +676,11 @@ def run_workload(backend: str, url: str, admin_key: str, server_pid: int | None,
                  ) -> tuple[list[Result], list[str]]:
     work = Workload(url, admin_key, server_pid, plan, data_dir=data_dir)
     results: list[Result] = []
+    goals = targets(work.floors)
     ops: dict[str, Callable[[int], Result]] = {
+        "floor_rt": lambda n: work.op_floor_rt(n),
+        "floor_create": lambda n: work.op_floor_create(n),
+        "floor_mixed8": lambda n: work.op_floor_mixed(float(n)),
         "health": lambda n: work.op_health(n),
         "onboard": lambda n: work.op_onboard(n),
         "write_1k": lambda n: work.op_write(n),
@@ -568,7 +692,9 @@ def run_workload(backend: str, url: str, admin_key: str, server_pid: int | None,
         "download": lambda n: work.op_download(n),
     }
     stream = plan.stream_bytes if plan.scale == 1 else 128 * MIB
-    sizes = {"health": plan.n(plan.read_n), "onboard": plan.n(plan.onboard_n),
+    sizes = {"floor_rt": plan.n(plan.read_n), "floor_create": plan.n(plan.write_n),
+             "floor_mixed8": int(plan.mixed_s if plan.scale == 1 else 5),
+             "health": plan.n(plan.read_n), "onboard": plan.n(plan.onboard_n),
              "write_1k": plan.n(plan.write_n), "read_1k": plan.n(plan.read_n),
              "denied_read": plan.n(plan.denied_n), "list_1000": plan.n(plan.list_n),
              "mixed_8": int(plan.mixed_s if plan.scale == 1 else 5),
@@ -576,7 +702,7 @@ def run_workload(backend: str, url: str, admin_key: str, server_pid: int | None,
 
     def record(result: Result) -> Result:
         result.backend = backend
-        result.target = TARGETS.get(result.op)
+        result.target = goals.get(result.op)
         results.append(result)
         print(f"  {format_row(result)}", file=sys.stderr, flush=True)
         return result

@@ -47,17 +47,39 @@ def _path(request: Request) -> str:
     return path  # validated by the service like any other path
 
 
+#: A download of at most this many bytes is read whole in the worker thread that opened
+#: it and sent as one body: streaming it would cost two more thread hand-offs (a chunk,
+#: then the end) for what is one chunk. Bounded memory: 40 worker threads x 64 KiB.
+WHOLE_BODY = 64 * 1024
+
+
 def _open(service: NexusService, admission: StreamAdmission, api_key: str | None, path: str,
           range_header: str | None, offset: int, length: int | None,
-          ) -> tuple[dict[str, Any], Iterator[bytes], tuple | None, StreamSlot]:
+          ) -> tuple[dict[str, Any], Iterator[bytes] | bytes, tuple | None, StreamSlot | None]:
+    """The file's info, and its bytes: whole (``bytes``, no slot held) when small, else
+    an iterator that holds a stream slot until it is released."""
     principal = authenticate(service, api_key)
     service.admit(principal)
     slot = admission.acquire(stream_bucket(principal))
     try:
-        return (*_open_stream(service, principal, path, range_header, offset, length), slot)
+        info, chunks, ranged = _open_stream(service, principal, path, range_header, offset,
+                                            length)
+        if _body_length(info, ranged, offset, length) <= WHOLE_BODY:
+            body = b"".join(chunks)
+            slot.release()
+            return info, body, ranged, None
+        return info, chunks, ranged, slot
     except BaseException:
         slot.release()
         raise
+
+
+def _body_length(info: dict[str, Any], ranged: tuple | None, offset: int,
+                 length: int | None) -> int:
+    if ranged is not None:
+        return int(ranged[1] - ranged[0])
+    end = info["size"] if length is None else min(info["size"], offset + length)
+    return max(0, end - offset)
 
 
 def _open_stream(service: NexusService, principal: Principal, path: str,
@@ -137,15 +159,17 @@ async def download(request: Request) -> Response:
         return error_response(exc)
     headers = {"ETag": f'"{info["etag"]}"', "Accept-Ranges": "bytes",
                "X-Nexus-Version": str(info["version"])}
-    if ranged is None:
-        end = info["size"] if length is None else min(info["size"], offset + length)
-        headers["Content-Length"] = str(max(0, end - offset))
-        return _SlotStreamingResponse(chunks, slot, media_type="application/octet-stream",
-                                      headers=headers)
-    start, end, size = ranged
-    headers["Content-Length"] = str(end - start)
-    headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{size}"
-    return _SlotStreamingResponse(chunks, slot, status_code=206,
+    status = 200
+    if ranged is not None:
+        start, end, size = ranged
+        headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{size}"
+        status = 206
+    if isinstance(chunks, bytes):
+        return Response(chunks, status_code=status, media_type="application/octet-stream",
+                        headers=headers)
+    assert slot is not None
+    headers["Content-Length"] = str(_body_length(info, ranged, offset, length))
+    return _SlotStreamingResponse(chunks, slot, status_code=status,
                                   media_type="application/octet-stream", headers=headers)
 
 

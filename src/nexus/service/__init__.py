@@ -116,7 +116,7 @@ def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
         db=db,
         files=files,
         keys=KeyService(db=db, deployment_secret=secret, quotas=quotas, tenants=tenants,
-                        audit=audit, gate=gate),
+                        audit=audit, gate=gate, coherence=coherence),
         rebac=RebacService(db=db, engine=engine, revisions=revisions, audit=audit,
                            gate=gate, charge=tenants.charge_rate),
         shares=ShareService(db=db, gate=gate, revisions=revisions, audit=audit),

@@ -2,8 +2,11 @@
 
 The credential decides who a request is: :meth:`KeyService.authenticate` is the only way
 a :class:`~nexus.types.Principal` is made from outside the process. A revoked or expired
-key is refused on its very next request (keys are looked up on every request; only the
-``last_used_at`` bookkeeping is throttled).
+key is refused on its very next request in the process that revoked it, and in every
+other process once the change event reaches it (:mod:`nexus.service.coherence`: a few
+milliseconds; at most the cache's 1 s time-to-live when events cannot flow). Keys are
+cached by key id only after a successful look-up, so unknown ids cost a read each and
+never fill the cache; the secret is checked against the cached hash on every request.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from nexus.errors import (
 )
 from nexus.service.access import AccessGate
 from nexus.service.audit import AuditLog
+from nexus.service.coherence import Coherence
 from nexus.service.quotas import QuotaLedger
 from nexus.service.tenants import TenantService
-from nexus.store import Database, TenantRepository
+from nexus.store import Database, TenantRepository, changes
 from nexus.store.keys import KeyRecord, KeyRepository
 from nexus.types import Principal, parse_timestamp
 
@@ -38,6 +42,8 @@ __all__ = ["MAX_LISTED_KEYS", "KeyService", "require_live_key", "validate_user_i
 
 _USER_ID = re.compile(r"[A-Za-z0-9._@+=-]{1,255}")
 _LAST_USED_EVERY = 60.0
+#: Keys cached at most (past it the cache starts over: a bound, not a policy).
+_MAX_CACHED = 10_000
 #: The most keys one ``admin_list_keys`` answers (docs/http-api.md, "Limits").
 MAX_LISTED_KEYS = 1_000
 
@@ -73,7 +79,8 @@ class KeyService:
 
     def __init__(self, *, db: Database, deployment_secret: bytes, quotas: QuotaLedger,
                  tenants: TenantService, audit: AuditLog, gate: AccessGate,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, coherence: Coherence | None = None,
+                 ttl: float = 1.0) -> None:
         self._gate = gate
         self._audit = audit
         self._db = db
@@ -83,6 +90,28 @@ class KeyService:
         self._clock = clock
         self._last_used: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._ttl = ttl
+        self._cached: dict[str, tuple[KeyRecord, float]] = {}
+        self._coherence = coherence or Coherence()
+        self._coherence.subscribe(self._on_change, self._cached.clear)
+
+    def _on_change(self, kind: str, key_id: str) -> None:
+        if kind == changes.KEYS:
+            self._cached.pop(key_id, None)
+
+    def _record(self, key_id: str) -> KeyRecord | None:
+        self._coherence.sync()
+        now = time.monotonic()
+        cached = self._cached.get(key_id)
+        if cached is not None and now - cached[1] < self._ttl:
+            return cached[0]
+        with self._db.read() as conn:
+            record = KeyRepository(conn).get(key_id)
+        if record is not None:
+            if len(self._cached) >= _MAX_CACHED:
+                self._cached.clear()
+            self._cached[key_id] = (record, now)
+        return record
 
     # -- authentication -----------------------------------------------------------------
 
@@ -97,8 +126,7 @@ class KeyService:
         parsed = parse_key(api_key)
         if parsed is None:
             raise AuthenticationError("invalid API key")
-        with self._db.read() as conn:
-            record = KeyRepository(conn).get(parsed.key_id)
+        record = self._record(parsed.key_id)
         if record is None or not hmac.compare_digest(
                 record.secret_hash, hash_secret(parsed.secret, self._secret)):
             raise AuthenticationError("invalid API key")
@@ -207,6 +235,7 @@ class KeyService:
                                    detail=",".join(sorted(values)), tenant=tenant)
 
             self._db.run(update)
+            self._cached.pop(key_id, None)
         return _public(self._get(key_id))
 
     def admin_revoke_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
@@ -219,6 +248,7 @@ class KeyService:
                                    tenant=record.tenant_id)
 
             self._db.run(revoke)
+            self._cached.pop(key_id, None)
         return _public(self._get(key_id))
 
     def bootstrap_admin_key(self) -> str | None:

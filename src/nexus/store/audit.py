@@ -59,6 +59,8 @@ def _hashed_fields(event: dict[str, Any]) -> dict[str, Any]:
 # The append path's statements, built once. _ADVANCE locks the chain's head row.
 _ADVANCE = (update(audit_heads).where(_H.tenant_id == bindparam("t"))
             .values(seq=_H.seq + 1).returning(_H.seq, _H.hash))
+_ADVANCE_BY = (update(audit_heads).where(_H.tenant_id == bindparam("t"))
+               .values(seq=_H.seq + bindparam("n")).returning(_H.seq, _H.hash))
 _SET_HASH = (update(audit_heads).where(_H.tenant_id == bindparam("t"))
              .values(hash=bindparam("h")))
 _INSERT = audit_events.insert()
@@ -74,18 +76,28 @@ class AuditRepository:
     def append(self, tenant_id: str, **fields: Any) -> AuditEvent:
         """Add the next event of ``tenant_id``'s chain. Concurrent appenders serialise on
         the chain's head row, so sequence numbers have no gaps and no duplicates."""
-        head = self.conn.execute(_ADVANCE, {"t": tenant_id}).first()
+        return self.append_many(tenant_id, [fields])[0]
+
+    def append_many(self, tenant_id: str, batch: list[dict[str, Any]]) -> list[AuditEvent]:
+        """Add ``batch`` (each an event's fields) to the chain in order: one advance of
+        the head by ``len(batch)``, one head update and one multi-row insert, whatever
+        the batch's size."""
+        n = len(batch)
+        head = self.conn.execute(_ADVANCE_BY, {"t": tenant_id, "n": n}).first()
         if head is None:  # the chain's first event
             self.conn.execute(self._insert(audit_heads).values(
                 tenant_id=tenant_id, seq=0, hash=GENESIS, base_seq=0,
                 base_hash=GENESIS).on_conflict_do_nothing())
-            head = self.conn.execute(_ADVANCE, {"t": tenant_id}).one()
-        event = {"tenant_id": tenant_id, "seq": int(head[0]), **fields}
-        event["prev_hash"] = head[1]
-        event["hash"] = event_hash(head[1], _hashed_fields(event))
-        self.conn.execute(_SET_HASH, {"t": tenant_id, "h": event["hash"]})
-        self.conn.execute(_INSERT, event)
-        return AuditEvent(**event)
+            head = self.conn.execute(_ADVANCE_BY, {"t": tenant_id, "n": n}).one()
+        first, prev = int(head[0]) - n + 1, head[1]
+        events = []
+        for i, fields in enumerate(batch):
+            event = {"tenant_id": tenant_id, "seq": first + i, **fields, "prev_hash": prev}
+            event["hash"] = prev = event_hash(prev, _hashed_fields(event))
+            events.append(event)
+        self.conn.execute(_SET_HASH, {"t": tenant_id, "h": prev})
+        self.conn.execute(_INSERT, events)
+        return [AuditEvent(**e) for e in events]
 
     def events(self, tenant_id: str, *, after_seq: int = 0, since: float | None = None,
                until: float | None = None, user_id: str | None = None,

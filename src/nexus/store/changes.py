@@ -10,8 +10,9 @@ inside its own transaction (the repositories that make those changes call
   database file poll (:class:`nexus.service.coherence.PolledCoherence`). SQLite
   serialises writers, so sequence numbers commit in order and a gap means pruned rows.
 
-An event names a kind (:data:`TENANT` or :data:`TUPLES`) and a tenant; it carries no
-values: a receiver only forgets what it cached, and re-reads the database.
+An event names a kind (:data:`TENANT`, :data:`TUPLES`, :data:`KEYS`) and a tenant (a key
+id for :data:`KEYS`); it carries no values: a receiver only forgets what it cached, and
+re-reads the database.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from nexus.store.schema import cache_events
 
-__all__ = ["CHANNEL", "KINDS", "ORIGIN", "TENANT", "TUPLES", "ChangeEvent", "ChangeLog",
+__all__ = ["CHANNEL", "KEYS", "KINDS", "ORIGIN", "TENANT", "TUPLES", "ChangeEvent", "ChangeLog",
            "parse_payload", "publish"]
 
 #: The PostgreSQL notification channel.
@@ -36,7 +37,9 @@ CHANNEL = "nexus_changes"
 TENANT = "tenant"
 #: The tenant's tuple revision moved (tuples, shares into or out of it, its model).
 TUPLES = "tuples"
-KINDS = frozenset({TENANT, TUPLES})
+#: An API key changed (revoked, renamed, new expiry); the event names the key id.
+KEYS = "keys"
+KINDS = frozenset({TENANT, TUPLES, KEYS})
 #: This process, as events name it (for logs and tests; receivers apply their own
 #: events too, which is harmless: forgetting twice costs one re-read).
 ORIGIN = f"{os.getpid():x}-{uuid.uuid4().hex[:12]}"

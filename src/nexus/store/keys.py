@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from nexus.store import changes
 from nexus.store.schema import api_keys, users
 
 __all__ = ["KeyRecord", "KeyRepository"]
@@ -93,6 +94,9 @@ class KeyRepository:
 
     def update(self, key_id: str, **values: Any) -> bool:
         result = self.conn.execute(update(api_keys).where(_K.key_id == key_id).values(**values))
+        if set(values) - {"last_used_at"}:
+            # Processes cache keys (KeyService): tell them, in this transaction.
+            changes.publish(self.conn, changes.KEYS, key_id)
         return result.rowcount == 1
 
     def has_admin(self) -> bool:
