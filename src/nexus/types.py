@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,8 +73,22 @@ class Page:
 
 
 def iso_time(timestamp: float) -> str:
-    """UTC ISO-8601 with microseconds, the format of every time the API returns."""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+    """UTC ISO-8601 with microseconds, the format of every time the API returns: exactly
+    ``datetime.fromtimestamp(timestamp, UTC).isoformat()``, with the whole seconds' text
+    cached (a listing formats two times per entry, mostly of a few distinct seconds)."""
+    fraction, whole = math.modf(timestamp)
+    micro = round(fraction * 1_000_000)  # as datetime rounds: half to even
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    second = _iso_second(int(whole))
+    return f"{second}.{micro:06d}+00:00" if micro else f"{second}+00:00"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(whole: int) -> str:
+    return datetime.fromtimestamp(whole, UTC).isoformat()[:-6]  # without "+00:00"
 
 
 def parse_timestamp(value: Any) -> float | None:

@@ -53,6 +53,13 @@ class NexusClient:
         return self._call_rpc("write", {"path": path, "data": data, "if_match": if_match,
                                         "if_none_match": if_none_match})
 
+    def write_many(self, files: dict[str, bytes]) -> dict[str, Any]:
+        """Write many small files in one call (at most 1,000 files, 32 MiB in all): one
+        result per path, in order — ``{"path", "ok": True, "info"}`` or ``{"path", "ok":
+        False, "error": {"code", "message"}}`` — plus ``written`` and ``failed`` counts. A
+        refused file (permission, quota, bad path) leaves the others written."""
+        return self._call_rpc("write_many", {"files": files})
+
     def append(self, path: str, data: Data) -> dict[str, Any]:
         """Append to a file (created if missing); concurrent appends never lose data."""
         return self._call_rpc("append", {"path": path, "data": data})

@@ -35,6 +35,7 @@ _TABLE = [
     RpcMethod("mkdir", "files.mkdir"),
     RpcMethod("rmdir", "files.rmdir"),
     RpcMethod("write", "files.write"),
+    RpcMethod("write_many", "files.write_many"),
     RpcMethod("append", "files.append"),
     RpcMethod("read", "files.read"),
     RpcMethod("open_read", "files.open_read", streaming=True),

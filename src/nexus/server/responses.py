@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -10,6 +9,7 @@ from starlette.responses import JSONResponse
 
 from nexus.context import current_request_id
 from nexus.errors import InternalError, NexusError, RateLimitedError, error_payload
+from nexus.rpc.wire import dumps
 
 __all__ = [
     "JSONRPC_APPLICATION_ERROR", "NexusJSONResponse", "error_response", "result_response",
@@ -23,12 +23,11 @@ JSONRPC_APPLICATION_ERROR = -32000
 
 
 class NexusJSONResponse(JSONResponse):
-    """JSON with non-ASCII escaped: any string — even one a client sent with a lone
-    surrogate — can be put on the wire."""
+    """JSON by :func:`nexus.rpc.wire.dumps`: bytes as base64 objects, and any string —
+    even one a client sent with a lone surrogate — can be put on the wire."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False,
-                          separators=(",", ":")).encode("ascii")
+        return dumps(content)
 
 
 def result_response(result: Any, request_id: Any) -> JSONResponse:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from nexus.errors import InvalidArgumentError
-from nexus.rpc import METHODS, decode_value, dispatch, encode_value, to_plain
+from nexus.rpc import METHODS, decode_value, dispatch, to_plain
 from nexus.server.admission import BodyBudget, next_chunk, stream_bucket, whole_body
 from nexus.server.credentials import authenticate, bearer_token
 from nexus.server.responses import (
@@ -101,7 +101,8 @@ def _call(service: NexusService, principal: Principal | None, api_key: str | Non
     spec = METHODS.get(method)
     if spec is not None and spec.streaming:
         raise InvalidArgumentError(f"{method} streams content: use GET /api/fs/content")
-    return encode_value(to_plain(dispatch(service, principal, method, decode_value(params))))
+    # Bytes in the result are encoded with the response (nexus.rpc.wire.dumps).
+    return to_plain(dispatch(service, principal, method, decode_value(params)))
 
 
 async def rpc_endpoint(request: Request) -> JSONResponse:

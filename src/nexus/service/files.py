@@ -30,6 +30,7 @@ from nexus.errors import (
     DirectoryNotEmptyError,
     InternalError,
     InvalidArgumentError,
+    LimitExceededError,
     NexusError,
     NexusFileExistsError,
     NexusFileNotFoundError,
@@ -71,6 +72,9 @@ __all__ = ["FileService", "ReadStream"]
 T = TypeVar("T")
 _ROOT = FileRecord(paths.SYSTEM_PARTITION, "/", "", "directory", 0, None, 1, 0.0, 0.0)
 _RETRIES = 5
+#: write_many's bounds per call: files, and bytes in all (they travel base64 in one body).
+MAX_BATCH_FILES = 1_000
+MAX_BATCH_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,19 +220,86 @@ class FileService:
         blob = self._streams.store(principal, Action.WRITE, sent, path, partition, data, room)
 
         def run(conn: Connection) -> FileInfo:
-            repo = FileRepository(conn)
-            current = repo.get(partition, path, for_update=True)
-            _check_preconditions(current, path, if_match, if_none_match)
-            now = self._clock()
-            if current is None:
-                self._ensure_parents(conn, path, principal)
-                self._quotas.charge(conn, tenant, storage=blob.size, files=1)
-                return file_info(repo.insert_file(partition, path, _parent(path),
-                                                  size=blob.size, digest=blob.digest, now=now))
-            self._quotas.charge(conn, tenant, storage=blob.size - current.size)
-            return file_info(self._replace(repo, current, blob.size, blob.digest, now))
+            return self._write_row(conn, principal, path, blob, if_match=if_match,
+                                   if_none_match=if_none_match)
 
         return self._commit(partition, blob, run, (principal, "write", path))
+
+    def write_many(self, principal: Principal, files: dict[str, bytes]) -> dict[str, Any]:
+        """Write many small files in one call: ``{"results": [...], "written", "failed"}``,
+        one result per path in the order given — ``{"path", "ok": True, "info"}`` or
+        ``{"path", "ok": False, "error": {"code", "message"}}``.
+
+        Each file stands alone: one that is refused (permission, quota, a directory in the
+        way, a bad path) leaves the others written, and the quota is charged exactly for
+        those. All written files commit in one transaction — one durable commit for the
+        batch — each with its own audit event. At most :data:`MAX_BATCH_FILES` files and
+        :data:`MAX_BATCH_BYTES` bytes in all (``LimitExceededError``)."""
+        if not isinstance(files, dict) or not files:
+            raise InvalidArgumentError("files must be a non-empty object of path -> bytes")
+        if len(files) > MAX_BATCH_FILES:
+            raise LimitExceededError(f"write_many takes at most {MAX_BATCH_FILES} files "
+                                     f"per call, not {len(files)}", limit="write_many_files")
+        total = 0
+        for data in files.values():
+            if not isinstance(data, bytes | bytearray):
+                raise InvalidArgumentError("every value of files must be bytes")
+            total += len(data)
+        if total > MAX_BATCH_BYTES:
+            raise LimitExceededError(f"write_many takes at most {MAX_BATCH_BYTES} bytes per "
+                                     f"call, not {total}; use write() for large files",
+                                     limit="write_many_bytes")
+        outcome: dict[str, FileInfo | NexusError] = {}
+        staged: list[tuple[str, str, BlobInfo]] = []  # (as sent, resolved path, blob)
+        for sent, data in files.items():
+            try:
+                path = self._resolve(principal, Action.WRITE, paths.normalize(sent))
+                _require_not_root(path)
+                if is_tenant_document(path) is not None:
+                    raise InvalidArgumentError(f"{path} is a tenant's record: write it "
+                                               "with write()", path=path)
+                if any(path == other for _, other, _ in staged):
+                    raise InvalidArgumentError(f"{path} is given more than once", path=path)
+                staged.append((sent, path, self._blobs.put(paths.partition_of(path), data)))
+            except NexusError as exc:
+                outcome[sent] = exc
+
+        def run(conn: Connection) -> dict[str, FileInfo | NexusError]:
+            done: dict[str, FileInfo | NexusError] = {}
+            for sent, path, blob in staged:
+                try:
+                    with conn.begin_nested():  # a refused file rolls back alone
+                        done[sent] = self._write_row(conn, principal, path, blob)
+                        self._audit.record(conn, principal, "write", path)
+                except NexusError as exc:
+                    done[sent] = exc
+            return done
+
+        if staged:
+            outcome.update(self._db.run(run, attempts=_RETRIES))
+            for sent, path, blob in staged:
+                if isinstance(outcome[sent], NexusError):
+                    self._blobs.withdraw(paths.partition_of(path), blob)
+        results = [_batch_result(sent, outcome[sent]) for sent in files]
+        written = sum(1 for r in results if r["ok"])
+        return {"results": results, "written": written, "failed": len(results) - written}
+
+    def _write_row(self, conn: Connection, principal: Principal, path: str, blob: BlobInfo,
+                   *, if_match: str | None = None, if_none_match: bool = False) -> FileInfo:
+        """The metadata half of a write whose content is stored: the row, its parents and
+        the quota charge (refused: ``QuotaExceededError``, nothing changed)."""
+        partition, tenant = paths.partition_of(path), paths.tenant_of(path)
+        repo = FileRepository(conn)
+        current = repo.get(partition, path, for_update=True)
+        _check_preconditions(current, path, if_match, if_none_match)
+        now = self._clock()
+        if current is None:
+            self._ensure_parents(conn, path, principal)
+            self._quotas.charge(conn, tenant, storage=blob.size, files=1)
+            return file_info(repo.insert_file(partition, path, _parent(path),
+                                              size=blob.size, digest=blob.digest, now=now))
+        self._quotas.charge(conn, tenant, storage=blob.size - current.size)
+        return file_info(self._replace(repo, current, blob.size, blob.digest, now))
 
     def append(self, principal: Principal, path: str, data: Data) -> FileInfo:
         """Append ``data`` to a file (created if missing), atomically.
@@ -764,6 +835,13 @@ def _document_info(path: str, content: bytes) -> FileInfo:
     return FileInfo(path=path, name=TENANT_DOCUMENT, type="file", size=len(content),
                     etag=hashlib.sha256(content).hexdigest(), version=1, created_at=now,
                     modified_at=now)
+
+
+def _batch_result(sent: str, outcome: FileInfo | NexusError) -> dict[str, Any]:
+    if isinstance(outcome, NexusError):
+        return {"path": sent, "ok": False,
+                "error": {"code": outcome.code, "message": outcome.message}}
+    return {"path": sent, "ok": True, "info": outcome.to_dict()}
 
 
 def _parent(path: str) -> str:

@@ -1,0 +1,118 @@
+"""write_many: many small files in one call, per-file results, exact quota, one commit."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+from tests.lifecycle.audit_events import all_events
+
+import nexus
+from nexus.client import NexusClient
+from nexus.service import NexusService
+from nexus.service.files import MAX_BATCH_FILES
+
+
+@pytest.fixture
+def acme(admin: NexusClient, tenant_user) -> NexusClient:
+    admin.create_tenant("acme", plan="free", max_files=20)
+    admin.create_tenant("beta", plan="free")
+    admin.rebac_create(("user", "alice"), "owner", ("file", "/tenants/acme"))
+    return tenant_user("acme", "alice")
+
+
+def test_many_files_in_one_call_read_back(acme: NexusClient) -> None:
+    files = {f"/tenants/acme/batch/d{i % 3}/f{i}.txt": f"content {i}".encode()
+             for i in range(12)}
+    result = acme.write_many(files)
+    assert result["written"] == 12 and result["failed"] == 0
+    assert [r["path"] for r in result["results"]] == list(files)
+    for path, data in files.items():
+        assert acme.read(path) == data
+    info = result["results"][0]["info"]
+    assert info["size"] == len(files[next(iter(files))]) and info["type"] == "file"
+
+
+def test_refused_files_leave_the_others_written(admin: NexusClient, acme: NexusClient) -> None:
+    admin.write("/tenants/acme/blocker", b"a file where a directory is wanted")
+    result = acme.write_many({
+        "/tenants/acme/ok.txt": b"fine",
+        "/tenants/beta/stolen.txt": b"another tenant's",  # no permission there
+        "/tenants/acme/blocker/under.txt": b"parent is a file",
+        "/tenants/acme/../beta/x": b"dot-dot out of the tenant",
+        "/tenants/acme/ok2.txt": b"also fine",
+    })
+    by_path = {r["path"]: r for r in result["results"]}
+    assert by_path["/tenants/acme/ok.txt"]["ok"] and by_path["/tenants/acme/ok2.txt"]["ok"]
+    assert by_path["/tenants/beta/stolen.txt"]["error"]["code"] == "permission_denied"
+    assert not by_path["/tenants/acme/blocker/under.txt"]["ok"]
+    assert not by_path["/tenants/acme/../beta/x"]["ok"]
+    assert result["written"] == 2 and result["failed"] == 3
+    with pytest.raises(nexus.NexusFileNotFoundError):
+        admin.read("/tenants/beta/stolen.txt")
+    assert not admin.exists("/tenants/beta/x")
+
+
+def test_quota_is_exact_across_the_batch(admin: NexusClient, acme: NexusClient) -> None:
+    room = 20 - admin.get_usage("acme")["usage"]["files"]
+    files = {f"/tenants/acme/q/f{i}": b"x" * 10 for i in range(room + 5)}
+    result = acme.write_many(files)
+    assert result["written"] == room  # directories do not count as files
+    refused = [r for r in result["results"] if not r["ok"]]
+    assert {r["error"]["code"] for r in refused} == {"quota_exceeded"}
+    usage = admin.get_usage("acme")["usage"]
+    assert usage["files"] == 20
+    listed = admin.list("/tenants/acme", recursive=True)
+    stored = sum(e["size"] for e in listed if e["type"] == "file")
+    assert usage["storage_bytes"] == stored
+
+
+def test_each_written_file_has_its_audit_event(admin: NexusClient, acme: NexusClient) -> None:
+    acme.write_many({"/tenants/acme/a1": b"1", "/tenants/acme/a2": b"2"})
+    writes = [e["target"] for e in all_events(admin, "acme") if e["action"] == "write"]
+    assert "/tenants/acme/a1" in writes and "/tenants/acme/a2" in writes
+    assert admin.audit_verify("acme")["ok"]
+
+
+@pytest.mark.parametrize("files, error", [
+    ({}, nexus.InvalidArgumentError),
+    ({"/tenants/acme/x": "not bytes"}, nexus.InvalidArgumentError),
+    ({f"/tenants/acme/f{i}": b"" for i in range(MAX_BATCH_FILES + 1)},
+     nexus.LimitExceededError),
+])
+def test_bad_batches_are_refused_whole(acme: NexusClient, files: dict, error: type) -> None:
+    with pytest.raises(error):
+        acme.write_many(files)
+    assert not acme.exists("/tenants/acme/f0")
+
+
+def test_the_same_path_twice_is_one_write_and_one_refusal(acme: NexusClient) -> None:
+    result = acme.write_many({"/tenants/acme/same": b"first",
+                              "/tenants/acme//same": b"second"})
+    assert [r["ok"] for r in result["results"]] == [True, False]
+    assert acme.read("/tenants/acme/same") == b"first"
+
+
+def test_the_batch_is_one_transaction(service: NexusService, acme: NexusClient,
+                                      transport: str) -> None:
+    writing: set[int] = set()
+    commits: list[int] = []
+
+    def on_execute(conn, cursor, statement: str, *_: object) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writing.add(id(conn))
+
+    def on_commit(conn) -> None:  # noqa: ANN001
+        if id(conn) in writing:
+            commits.append(id(conn))
+            writing.discard(id(conn))
+
+    acme.stat("/tenants/acme")  # the key's first-use bookkeeping, before counting
+    service.audit.flush()
+    event.listen(service.db.engine, "before_cursor_execute", on_execute)
+    event.listen(service.db.engine, "commit", on_commit)
+    try:
+        acme.write_many({f"/tenants/acme/t/f{i}": b"x" for i in range(10)})
+    finally:
+        event.remove(service.db.engine, "before_cursor_execute", on_execute)
+        event.remove(service.db.engine, "commit", on_commit)
+    assert len(commits) == 1  # ten files, their directory, quota, audit: one commit
