@@ -390,3 +390,28 @@ def bare_app(workers: int = 1) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def durable_create_samples(where: Path, n: int, size: int = 1024) -> list[float]:
+    """Seconds of ``n`` durable creates of ``size`` bytes in ``where``: write, fsync,
+    rename, fsync of the directory — the least a durable small write costs on this disk."""
+    scratch = Path(tempfile.mkdtemp(dir=where, prefix="floor-create-"))
+    payload = os.urandom(size)
+    dir_fd = os.open(scratch, os.O_RDONLY)
+
+    def one(i: int) -> None:
+        tmp = scratch / f".{i}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, scratch / f"{i}.bin")
+        os.fsync(dir_fd)
+
+    try:
+        return timed(one, n)
+    finally:
+        os.close(dir_fd)
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -23,6 +23,15 @@ Operations (one line each per backend):
                  one sample per entry, ops/s is entries per wall-clock second
 ``page_100k``    ``iter_list()`` through the 100,000-entry directory, one sample per pass
 
+A tenant's user, with an API key (the path every tenant request takes: key, rate bucket,
+permission check, quota, audit), against the floor of the same disk in the same run:
+
+``floor_create``  a durable 1 KiB create in the data directory: write, fsync, rename,
+                  directory fsync
+``user_write``    a tenant owner's 1 KiB write of a new file; SQL statements per write
+                  (all of the process's connections, the audit writer's included)
+``user_read``     the same user reading those files; SQL statements per read
+
 ``--quick`` divides every iteration count (and the paging directory) by 10.
 ``--profile-misses`` re-runs every operation that misses its target under cProfile and
 prints the 15 functions with the largest cumulative time.
@@ -44,6 +53,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import _common
@@ -54,6 +64,7 @@ from _common import (
     add_database_url_option,
     data_dir_line,
     date_line,
+    durable_create_samples,
     load_average,
     machine_line,
     postgres_version,
@@ -313,12 +324,73 @@ def op_fill(client: nexus.NexusClient, plan: Plan, state: State) -> Result:
     return Result("", "fill_100k", samples, wall=wall, note=note)
 
 
+# -- a tenant's user ------------------------------------------------------------------
+
+
+class StatementCounter:
+    """SQL statements executed by every engine of this process while counting."""
+
+    def __init__(self) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        self.count = 0
+        event.listen(Engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_: Any) -> None:
+        self.count += 1
+
+
+_STATEMENTS: StatementCounter | None = None
+
+
+def counted(fn: Callable[[int], Any], n: int) -> tuple[list[float], float]:
+    """:func:`timed` samples and SQL statements per call."""
+    global _STATEMENTS
+    _STATEMENTS = _STATEMENTS or StatementCounter()
+    before = _STATEMENTS.count
+    samples = timed(fn, n)
+    return samples, (_STATEMENTS.count - before) / n
+
+
+def tenant_user(admin: nexus.NexusClient, config: dict[str, str]) -> nexus.NexusClient:
+    """An embedded client with the key of a new tenant's owner."""
+    admin.create_tenant("bench", plan="enterprise")
+    key = admin._call_rpc("admin_create_key", {"user_id": "owner", "name": "owner",
+                                               "tenant_id": "bench"})["api_key"]
+    admin.rebac_create(("user", "owner"), "owner", ("file", "/tenants/bench"),
+                       tenant_id="bench")
+    return nexus.connect(config={**config, "api_key": key})
+
+
+def user_ops(user: nexus.NexusClient, plan: Plan, rng: random.Random,
+             data_dir: str) -> list[Result]:
+    n = plan.scaled(plan.write_n)
+    floor = Result("", "floor_create", durable_create_samples(Path(data_dir), n),
+                   note="1 KiB write + fsync + rename + directory fsync, data directory")
+    root = "/tenants/bench/shared/user"
+    payloads = [rng.randbytes(KIB) for _ in range(n)]
+    for i in range(20):
+        user.write(f"{root}/warm{i}", payloads[i])
+        user.read(f"{root}/warm{i}")
+    samples, per_write = counted(lambda i: user.write(f"{root}/f{i:06d}", payloads[i]), n)
+    ratio = statistics.median(samples) / statistics.median(floor.samples)
+    write = Result("", "user_write", samples,
+                   note=f"{ratio:.2f}x floor_create; {per_write:.1f} SQL statements/write "
+                        "(target <= 4)")
+    order = [rng.randrange(n) for _ in range(n)]
+    samples, per_read = counted(lambda i: user.read(f"{root}/f{order[i]:06d}"), n)
+    read = Result("", "user_read", samples,
+                  note=f"{per_read:.1f} SQL statements/read (target <= 2)")
+    return [floor, write, read]
+
+
 # -- backends --------------------------------------------------------------------------
 
 
 @contextmanager
-def backend_client(backend: str, admin_url: str,
-                   tmp_parent: str | None) -> Iterator[nexus.NexusClient]:
+def backend_client(backend: str, admin_url: str, tmp_parent: str | None
+                   ) -> Iterator[tuple[nexus.NexusClient, dict[str, str]]]:
     with throwaway_store(backend, admin_url, db_prefix="bench_",
                          dir_prefix=f"nexus-bench-{backend}-",
                          tmp_parent=tmp_parent) as (data_dir, url):
@@ -326,7 +398,7 @@ def backend_client(backend: str, admin_url: str,
         if url is not None:
             config["database_url"] = url
         with nexus.connect(config=config) as client:
-            yield client
+            yield client, config
 
 
 def run_backend(backend: str, plan: Plan,
@@ -354,7 +426,10 @@ def run_backend(backend: str, plan: Plan,
         print(f"  {format_row(result)}", file=sys.stderr, flush=True)
 
     print(f"[{backend}] running ...", file=sys.stderr, flush=True)
-    with backend_client(backend, args.database_url, args.tmp_dir) as client:
+    with backend_client(backend, args.database_url, args.tmp_dir) as (client, config):
+        with tenant_user(client, config) as user:
+            for result in user_ops(user, plan, rng, config["data_dir"]):
+                record(result)
         for op in ("write_1k", "read_1k", "append_1k", "mkdir", "list_1000"):
             record(ops[op](client, plan.scaled(counts[op])))
         record(op_fill(client, plan, state))

@@ -84,6 +84,7 @@ from _common import (
     cpu_seconds,
     data_dir_line,
     date_line,
+    durable_create_samples,
     git,
     machine_line,
     postgres_version,
@@ -304,30 +305,9 @@ class Workload:
         return result
 
     def op_floor_create(self, n: int) -> Result:
-        """A durable 1 KiB file create in the data directory: write, fsync, rename,
-        fsync of the directory — the least a durable small write costs on this disk."""
+        """A durable 1 KiB file create in the data directory (:func:`durable_create_samples`)."""
         where = Path(self.data_dir or tempfile.gettempdir())
-        scratch = Path(tempfile.mkdtemp(dir=where, prefix="floor-create-"))
-        payload = os.urandom(KIB)
-        dir_fd = os.open(scratch, os.O_RDONLY)
-
-        def one(i: int) -> None:
-            tmp = scratch / f".{i}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, payload)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, scratch / f"{i}.bin")
-            os.fsync(dir_fd)
-
-        try:
-            samples = timed(one, n)
-        finally:
-            os.close(dir_fd)
-            shutil.rmtree(scratch, ignore_errors=True)
-        result = Result("", "floor_create", samples,
+        result = Result("", "floor_create", durable_create_samples(where, n),
                         note=f"1 KiB write + fsync + rename + directory fsync in {where}")
         self.floors["create"] = result.p50_ms / 1000
         return result

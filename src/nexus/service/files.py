@@ -43,7 +43,7 @@ from nexus.service.access import AccessGate, Action
 from nexus.service.audit import AuditLog
 from nexus.service.listing import Lister, file_info
 from nexus.service.permissions import RevisionTracker
-from nexus.service.quotas import QuotaLedger
+from nexus.service.quotas import UNLIMITED, QuotaLedger
 from nexus.service.share_alias import ShareAliases, alias_tenants
 from nexus.service.streams import StreamChecks, StreamGuard, rechecked
 from nexus.service.tenant_state import TenantStates
@@ -72,6 +72,9 @@ __all__ = ["FileService", "ReadStream"]
 T = TypeVar("T")
 _ROOT = FileRecord(paths.SYSTEM_PARTITION, "/", "", "directory", 0, None, 1, 0.0, 0.0)
 _RETRIES = 5
+#: A write of at most this many bytes in memory skips the advisory room check before its
+#: content is stored (the quota charge at commit is exact either way).
+SMALL_WRITE = 64 * 1024
 #: write_many's bounds per call: files, and bytes in all (they travel base64 in one body).
 MAX_BATCH_FILES = 1_000
 MAX_BATCH_BYTES = 32 * 1024 * 1024
@@ -216,7 +219,12 @@ class FileService:
         _refuse_document(path)
         partition = paths.partition_of(path)
         tenant = paths.tenant_of(path)
-        room = self._streams.room(partition, path, tenant, replaces=True)
+        if isinstance(data, bytes | bytearray | memoryview) and len(data) <= SMALL_WRITE:
+            # Small content in memory: the charge at commit decides alone; a refusal
+            # withdraws what was stored (less than the room read would cost).
+            room = UNLIMITED
+        else:
+            room = self._streams.room(partition, path, tenant, replaces=True)
         blob = self._streams.store(principal, Action.WRITE, sent, path, partition, data, room)
 
         def run(conn: Connection) -> FileInfo:
