@@ -7,7 +7,9 @@ same store's settings) and starts in the constructor."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nexus
@@ -16,7 +18,7 @@ from nexus._serve import ServeProcess, free_port
 from nexus.client import NexusClient
 from nexus.settings import Settings
 
-__all__ = ["NEXUS", "NexusProcess", "free_port", "tenant_key"]
+__all__ = ["NEXUS", "NexusProcess", "free_port", "hammer", "tenant_key"]
 
 #: The CLI, run with this interpreter (the test's virtual environment).
 NEXUS = list(_NEXUS)
@@ -57,3 +59,31 @@ def tenant_key(admin: NexusClient, tenant: str, user: str, *, owner: bool = Fals
         admin.rebac_create(("user", user), "owner", ("file", f"/tenants/{tenant}"),
                            tenant_id=tenant)
     return str(key)
+
+
+def hammer(clients: Sequence[NexusClient], call: Callable[[NexusClient], object],
+           seconds: float) -> tuple[int, int]:
+    """Every client calls ``call`` as fast as it can for ``seconds``: ``(admitted,
+    refused)``, refused meaning :class:`nexus.RateLimitedError`."""
+    counts = [0, 0]
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def run(client: NexusClient) -> None:
+        while not stop.is_set():
+            try:
+                call(client)
+            except nexus.RateLimitedError:
+                outcome = 1
+            else:
+                outcome = 0
+            with lock:
+                counts[outcome] += 1
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        futures = [pool.submit(run, client) for client in clients]
+        stop.wait(seconds)
+        stop.set()
+        for future in futures:
+            future.result()
+    return counts[0], counts[1]

@@ -19,7 +19,7 @@ import nexus
 from nexus.client import NexusClient
 from nexus.tenancy import PLANS
 from tests.replicas.harness import fresh_database, poll
-from tests.serving import NEXUS, NexusProcess, tenant_key
+from tests.serving import NEXUS, NexusProcess, hammer, tenant_key
 
 WORKERS = ("--workers", "2", "--streams-per-tenant", "36", "--streams-total", "36")
 
@@ -118,28 +118,8 @@ def test_two_workers_share_one_rate_limit(server: NexusProcess) -> None:
         key = tenant_key(admin, "wkrate", "owner", owner=True)
     started = time.monotonic()
     clients = _clients(server, key, "wkrate", 6)
-    admitted, refused = len(clients), 0  # each client's first call was admitted
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def hammer(client: NexusClient) -> None:
-        nonlocal admitted, refused
-        while not stop.is_set():
-            try:
-                client.exists("/tenants/wkrate/shared")
-            except nexus.RateLimitedError:
-                with lock:
-                    refused += 1
-            else:
-                with lock:
-                    admitted += 1
-
-    with ThreadPoolExecutor(len(clients)) as pool:
-        futures = [pool.submit(hammer, c) for c in clients]
-        stop.wait(2.0)
-        stop.set()
-        for future in futures:
-            future.result()
+    admitted, refused = hammer(clients, lambda c: c.exists("/tenants/wkrate/shared"), 2.0)
+    admitted += len(clients)  # each client's first call was admitted
     elapsed = time.monotonic() - started
     for client in clients:
         client.close()

@@ -18,7 +18,7 @@ import pytest
 import nexus
 from nexus.client import NexusClient
 from nexus.tenancy import GIB, PLANS
-from tests.serving import tenant_key
+from tests.serving import hammer, tenant_key
 
 from .conftest import Report
 from .harness import Deployment
@@ -142,29 +142,8 @@ def test_a_rate_limit_holds_across_replicas(deployment: Deployment,
         admin.create_tenant("ratecap", plan="free")
         key = tenant_key(admin, "ratecap", "owner", owner=True)
     clients = [deployment.client(i % 3, key) for i in range(6)]
-    admitted = refused = 0
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def hammer(client: NexusClient) -> None:
-        nonlocal admitted, refused
-        while not stop.is_set():
-            try:
-                client.exists("/tenants/ratecap/shared")
-            except nexus.RateLimitedError:
-                with lock:
-                    refused += 1
-            else:
-                with lock:
-                    admitted += 1
-
     started = time.monotonic()
-    with ThreadPoolExecutor(len(clients)) as pool:
-        futures = [pool.submit(hammer, client) for client in clients]
-        stop.wait(3.0)
-        stop.set()
-        for future in futures:
-            future.result()
+    admitted, refused = hammer(clients, lambda c: c.exists("/tenants/ratecap/shared"), 3.0)
     elapsed = time.monotonic() - started
     for client in clients:
         client.close()
