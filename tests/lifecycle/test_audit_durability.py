@@ -215,3 +215,44 @@ def test_a_failed_batch_is_retried_not_dropped(service: NexusService) -> None:
     assert writer.flush(timeout=30)
     writer.close()
     assert len(stored(service, "_system", "read")) == 3
+
+
+class _Down:
+    """A database that is unreachable."""
+
+    def run(self, work: Any, **kwargs: Any) -> Any:
+        raise nexus.UnavailableError("database is down")
+
+
+def test_a_shutdown_with_the_database_down_ends_and_counts_what_it_lost() -> None:
+    writer = AuditWriter(_Down(), delay=0.0)  # type: ignore[arg-type]
+    for i in range(3):
+        writer.submit(_event(i))
+    closer = threading.Thread(target=writer.close, kwargs={"timeout": 0.2})
+    closer.start()
+    closer.join(timeout=30)
+    assert not closer.is_alive()
+    assert writer.lost == 3 and writer.depth == 0
+    assert writer.flush(timeout=1)  # nothing left to wait for
+
+
+def test_one_event_the_database_refuses_does_not_hold_back_the_others(
+        service: NexusService) -> None:
+    class Refusing:
+        """Refuses any batch that holds user "poison" (as a constraint would)."""
+
+        def run(self, work: Any, **kwargs: Any) -> Any:
+            batch = work.keywords["batch"]
+            if any(e.fields["user_id"] == "poison" for e in batch):
+                raise ValueError("refused")
+            return service.db.run(work, **kwargs)
+
+    writer = AuditWriter(Refusing(), delay=0.0)  # type: ignore[arg-type]
+    writer.submit(_event(1))
+    writer.submit(PendingEvent((("_system", None),), {**_event(2).fields,
+                                                      "user_id": "poison"}))
+    writer.submit(_event(3))
+    assert writer.flush(timeout=60)
+    writer.close()
+    users = [e["user_id"] for e in stored(service, "_system", "read")]
+    assert users == ["u1", "u3"] and writer.lost == 1

@@ -4,7 +4,8 @@ Shared by the server and the HTTP transport, so both sides agree by construction
 :func:`dumps` is the one JSON encoder of responses: orjson (several times faster than the
 standard library on a 1,000-entry listing), with the standard library as the fallback for
 what orjson refuses — strings with lone surrogates, integers beyond 64 bits — escaped to
-ASCII so that any string can be put on the wire.
+ASCII so that any string can be put on the wire. Bodies are decoded by the standard
+library: orjson would read an integer beyond 64 bits as a float.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import orjson
 
 from nexus.errors import InvalidArgumentError
 
-__all__ = ["decode_value", "dumps", "encode_value", "loads"]
+__all__ = ["decode_value", "dumps", "encode_value"]
 
 _BYTES = "__bytes__"
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -31,15 +32,6 @@ def dumps(value: Any) -> bytes:
     except (orjson.JSONEncodeError, OverflowError):
         return json.dumps(encode_value(value), ensure_ascii=True, allow_nan=False,
                           separators=(",", ":")).encode("ascii")
-
-
-def loads(body: bytes) -> Any:
-    """A response body (what :func:`dumps` wrote); ``ValueError`` if it is not JSON."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        # orjson refuses the lone surrogates the fallback encoder may have escaped.
-        return json.loads(body)
 
 
 def _encode_default(value: Any) -> Any:

@@ -35,6 +35,9 @@ from nexus.types import Principal, iso_time, parse_timestamp
 
 __all__ = ["AuditLog", "crossing"]
 
+#: Seconds a query waits for this process's queued events to be committed.
+FLUSH_TIMEOUT = 5.0
+
 
 def _append(conn: Connection, names: Sequence[str], fields: dict[str, Any]) -> None:
     # Sorted logs: concurrent cross-tenant events lock the chains' heads in one order.
@@ -148,7 +151,8 @@ class AuditLog:
         """Commit every batched event of this process (before a query: callers see their
         own reads)."""
         if self._writer is not None:
-            self._writer.flush()
+            # Bounded: with the database down the query that follows fails anyway.
+            self._writer.flush(timeout=FLUSH_TIMEOUT)
 
     def close(self) -> None:
         """Commit what is queued and stop the writer (a clean shutdown)."""

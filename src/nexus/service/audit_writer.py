@@ -15,7 +15,11 @@ What this trades, and what it does not:
 * **Nothing is dropped.** The queue is bounded (``capacity``); when it is full the
   request that wants to record waits until the writer has made room (back-pressure), so
   a flood of reads slows down instead of growing memory or losing events. A failed
-  commit is retried with backoff, the batch kept at the head of the queue.
+  commit is retried with backoff, the batch kept at the head of the queue (and split, so
+  that one event the database refuses cannot hold back the others). Two exceptions, both
+  logged with a count: a shutdown waits at most ``close``'s timeout (10 s) for a
+  database that is down, and one event the database refuses five times while it is up
+  is written to the error log instead (it would otherwise stall every read).
 * **A clean shutdown flushes** (:meth:`close`, and at interpreter exit), and so does
   every audit query in this process (:meth:`flush`): a caller sees its own reads.
 * An event whose tenant did not exist, or was deleted (or deleted and re-created under
@@ -41,6 +45,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from nexus import paths
+from nexus.errors import UnavailableError
 from nexus.store import Database
 from nexus.store.audit import AuditRepository
 from nexus.store.tenants import TenantRepository
@@ -55,6 +60,13 @@ DEFAULT_DELAY = 0.05
 DEFAULT_CAPACITY = 10_000
 #: Events per transaction at most (one transaction stays short).
 MAX_BATCH = 2_000
+#: Seconds a shutdown waits for the database to take the queued events.
+CLOSE_TIMEOUT = 10.0
+#: Retry back-off after a failed batch, seconds.
+MIN_BACKOFF, MAX_BACKOFF = 0.05, 5.0
+#: Attempts at one event the database refuses while it is up, before it is logged and
+#: dropped (a stuck event would otherwise stall every read).
+POISON_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +98,10 @@ class AuditWriter:
         self._committed = 0
         self._flush_target = 0
         self._closed = False
+        self._give_up_at: float | None = None
         self._thread: threading.Thread | None = None
+        #: Events given up on (shutdown with the database down, or refused outright).
+        self.lost = 0
         self._pid: int | None = None
 
     @property
@@ -130,16 +145,19 @@ class AuditWriter:
                 self._cond.wait(left)
             return True
 
-    def close(self) -> None:
-        """Commit everything queued, then stop the thread."""
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Commit everything queued, then stop the thread. A database that does not take
+        the events within ``timeout`` seconds loses them, and the log says how many: a
+        shutdown must end."""
         with self._cond:
             if self._closed:
                 return
             self._closed = True
+            self._give_up_at = time.monotonic() + timeout
             self._cond.notify_all()
             thread = self._thread
         if thread is not None and thread.is_alive():
-            thread.join()
+            thread.join(timeout + MAX_BACKOFF)
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -154,7 +172,7 @@ class AuditWriter:
         _at_exit(self)
 
     def _run(self) -> None:
-        backoff = 0.05
+        backoff, size, failures = MIN_BACKOFF, MAX_BATCH, 0
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
@@ -167,21 +185,45 @@ class AuditWriter:
                        and self._flush_target <= self._committed
                        and (left := deadline - self._clock()) > 0):
                     self._cond.wait(left)
-                batch = [self._queue[i] for i in range(min(len(self._queue), MAX_BATCH))]
+                batch = [self._queue[i] for i in range(min(len(self._queue), size))]
             try:
                 self._db.run(functools.partial(_append_all, batch=batch))
-            except Exception:  # noqa: BLE001 — the events stay queued; the cause is logged
-                log.exception("audit batch of %d events failed; retrying in %.2f s",
-                              len(batch), backoff)
+            except Exception as exc:  # noqa: BLE001 — the events stay queued; the cause is logged
+                failures += 1
+                if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                    self._drop(len(self._queue), "the database did not take them before "
+                               "shutdown")
+                    return
+                if len(batch) > 1:
+                    size = max(1, len(batch) // 2)  # isolate an event the database refuses
+                elif failures >= POISON_ATTEMPTS and not isinstance(exc, UnavailableError):
+                    # One event the database keeps refusing, while it is up: keeping it
+                    # would stall every read of the deployment. Its fields go to the log.
+                    log.error("audit event not stored after %d attempts: %r", failures,
+                              batch[0].fields)
+                    self._drop(1, "refused by the database")
+                    failures = 0
+                    continue
+                log.warning("audit batch of %d events failed (%s); retrying in %.2f s",
+                            len(batch), type(exc).__name__, backoff)
                 time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
-            backoff = 0.05
+            backoff, size, failures = MIN_BACKOFF, MAX_BATCH, 0
             with self._cond:
                 for _ in batch:
                     self._queue.popleft()
                 self._committed += len(batch)
                 self._cond.notify_all()
+
+    def _drop(self, count: int, why: str) -> None:
+        with self._cond:
+            for _ in range(count):
+                self._queue.popleft()
+            self._committed += count  # processed: flush() must not wait for them
+            self.lost += count
+            self._cond.notify_all()
+        log.error("%d audit events lost: %s", count, why)
 
 
 def _append_all(conn: Connection, *, batch: Sequence[PendingEvent]) -> None:

@@ -92,12 +92,25 @@ class KeyService:
         self._lock = threading.Lock()
         self._ttl = ttl
         self._cached: dict[str, tuple[KeyRecord, float]] = {}
+        # Bumped by every forget: a look-up that read the database before a revocation
+        # must not put its older record in the cache after the revocation forgot it.
+        self._generation = 0
         self._coherence = coherence or Coherence()
-        self._coherence.subscribe(self._on_change, self._cached.clear)
+        self._coherence.subscribe(self._on_change, self._forget_all)
 
     def _on_change(self, kind: str, key_id: str) -> None:
         if kind == changes.KEYS:
+            self._forget(key_id)
+
+    def _forget(self, key_id: str) -> None:
+        with self._lock:
+            self._generation += 1
             self._cached.pop(key_id, None)
+
+    def _forget_all(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._cached.clear()
 
     def _record(self, key_id: str) -> KeyRecord | None:
         self._coherence.sync()
@@ -105,12 +118,15 @@ class KeyService:
         cached = self._cached.get(key_id)
         if cached is not None and now - cached[1] < self._ttl:
             return cached[0]
+        generation = self._generation
         with self._db.read() as conn:
             record = KeyRepository(conn).get(key_id)
         if record is not None:
-            if len(self._cached) >= _MAX_CACHED:
-                self._cached.clear()
-            self._cached[key_id] = (record, now)
+            with self._lock:
+                if generation == self._generation:
+                    if len(self._cached) >= _MAX_CACHED:
+                        self._cached.clear()
+                    self._cached[key_id] = (record, now)
         return record
 
     # -- authentication -----------------------------------------------------------------
@@ -235,7 +251,7 @@ class KeyService:
                                    detail=",".join(sorted(values)), tenant=tenant)
 
             self._db.run(update)
-            self._cached.pop(key_id, None)
+            self._forget(key_id)
         return _public(self._get(key_id))
 
     def admin_revoke_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
@@ -248,7 +264,7 @@ class KeyService:
                                    tenant=record.tenant_id)
 
             self._db.run(revoke)
-            self._cached.pop(key_id, None)
+            self._forget(key_id)
         return _public(self._get(key_id))
 
     def bootstrap_admin_key(self) -> str | None:

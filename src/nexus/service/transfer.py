@@ -165,6 +165,7 @@ class TransferService:
         if paths.tenant_of(target) is not None:
             raise InvalidArgumentError("exports are stored outside /tenants (e.g. /exports/…)")
         self._spool.mkdir(parents=True, exist_ok=True)
+        self._audit.flush()  # the archive's audit.json holds this process's reads so far
         fd, name = tempfile.mkstemp(dir=self._spool, prefix="export-", suffix=".tar.gz")
         os.close(fd)
         try:

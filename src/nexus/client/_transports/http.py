@@ -30,7 +30,6 @@ from nexus.errors import (
     error_from_payload,
 )
 from nexus.rpc import decode_value, encode_value
-from nexus.rpc.wire import loads
 
 __all__ = ["STREAM_THRESHOLD", "HTTPTransport", "RemoteReadStream"]
 
@@ -203,7 +202,7 @@ def _should_stream(data: Any) -> bool:
 
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
-        payload = loads(response.content)
+        payload = response.json()
     except ValueError:
         raise InternalError(f"the server answered HTTP {response.status_code} without a "
                             "JSON body") from None
