@@ -32,24 +32,46 @@ def test_many_files_in_one_call_read_back(acme: NexusClient) -> None:
     assert info["size"] == len(files[next(iter(files))]) and info["type"] == "file"
 
 
-def test_refused_files_leave_the_others_written(admin: NexusClient, acme: NexusClient) -> None:
+def test_what_the_data_refuses_leaves_the_others_written(admin: NexusClient,
+                                                          acme: NexusClient) -> None:
     admin.write("/tenants/acme/blocker", b"a file where a directory is wanted")
+    admin.mkdir("/tenants/acme/a-directory")
     result = acme.write_many({
         "/tenants/acme/ok.txt": b"fine",
-        "/tenants/beta/stolen.txt": b"another tenant's",  # no permission there
         "/tenants/acme/blocker/under.txt": b"parent is a file",
-        "/tenants/acme/../beta/x": b"dot-dot out of the tenant",
+        "/tenants/acme/a-directory": b"a directory is there",
         "/tenants/acme/ok2.txt": b"also fine",
     })
     by_path = {r["path"]: r for r in result["results"]}
     assert by_path["/tenants/acme/ok.txt"]["ok"] and by_path["/tenants/acme/ok2.txt"]["ok"]
-    assert by_path["/tenants/beta/stolen.txt"]["error"]["code"] == "permission_denied"
     assert not by_path["/tenants/acme/blocker/under.txt"]["ok"]
-    assert not by_path["/tenants/acme/../beta/x"]["ok"]
-    assert result["written"] == 2 and result["failed"] == 3
-    with pytest.raises(nexus.NexusFileNotFoundError):
-        admin.read("/tenants/beta/stolen.txt")
+    assert by_path["/tenants/acme/a-directory"]["error"]["code"] == "is_a_directory"
+    assert result["written"] == 2 and result["failed"] == 2
+    assert acme.read("/tenants/acme/ok2.txt") == b"also fine"
+
+
+@pytest.mark.parametrize("intruder, error", [
+    ("/tenants/beta/stolen.txt", nexus.NexusPermissionError),  # another tenant
+    ("/tenants/acme/../beta/x", nexus.InvalidPathError),  # dot-dot out of acme
+    ("/tenants/acme/.tenant.json", nexus.InvalidArgumentError),  # the tenant's record
+    ("/tenants/acme", nexus.NexusIsADirectoryError),  # the tenant root itself
+    ("relative/path", nexus.InvalidPathError),
+])
+def test_a_path_the_caller_may_not_write_refuses_the_whole_call(
+        admin: NexusClient, acme: NexusClient, intruder: str, error: type) -> None:
+    def stored() -> tuple[int, int]:
+        usage = admin.get_usage("acme")["usage"]
+        return usage["files"], usage["storage_bytes"]
+
+    before = stored()
+    with pytest.raises(error):
+        acme.write_many({"/tenants/acme/first.txt": b"1", intruder: b"x",
+                         "/tenants/acme/last.txt": b"2"})
+    assert not admin.exists("/tenants/acme/first.txt")
+    assert not admin.exists("/tenants/acme/last.txt")
+    assert not admin.exists("/tenants/beta/stolen.txt")
     assert not admin.exists("/tenants/beta/x")
+    assert stored() == before
 
 
 def test_quota_is_exact_across_the_batch(admin: NexusClient, acme: NexusClient) -> None:
@@ -85,11 +107,12 @@ def test_bad_batches_are_refused_whole(acme: NexusClient, files: dict, error: ty
     assert not acme.exists("/tenants/acme/f0")
 
 
-def test_the_same_path_twice_is_one_write_and_one_refusal(acme: NexusClient) -> None:
-    result = acme.write_many({"/tenants/acme/same": b"first",
-                              "/tenants/acme//same": b"second"})
-    assert [r["ok"] for r in result["results"]] == [True, False]
-    assert acme.read("/tenants/acme/same") == b"first"
+def test_the_same_path_twice_is_refused(acme: NexusClient) -> None:
+    with pytest.raises(nexus.InvalidArgumentError, match="more than once"):
+        # One name in two Unicode spellings (NFC and NFD): the same file once normalised.
+        acme.write_many({"/tenants/acme/caf\u00e9": b"first",
+                         "/tenants/acme/cafe\u0301": b"second"})
+    assert not acme.exists("/tenants/acme/caf\u00e9")
 
 
 def test_the_batch_is_one_transaction(service: NexusService, acme: NexusClient,

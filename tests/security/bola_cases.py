@@ -230,7 +230,25 @@ def _files() -> list[Case]:
             v(method, "acme alias -> suspended gamma",
               lambda w, r: {"path": f"{GAMMA_ALIAS}.{w.name('n')}", "data": data}, ADMIN),
         ]
+    # write_many refuses the whole call for any path its caller may not write: each
+    # variant of write, as a batch of one and as one intruder among allowed files.
+    for variant, build, allow in [
+        ("shared new", lambda w, r: w.path(SHARED), WRITERS),
+        ("private", lambda w, r: w.file(PRIVATE), ADMINS),
+        ("outbox (read-shared to beta)", lambda w, r: w.file(OUTBOX), ADMINS),
+        ("beta alias path -> acme outbox",
+         lambda w, r: f"{ALIAS_DIR}/outbox/{w.name('n')}", ADMINS),
+        ("beta", lambda w, r: w.file(BETA_SHARED), BETA),
+        ("acme alias -> suspended gamma", lambda w, r: f"{GAMMA_ALIAS}.{w.name('n')}",
+         ADMIN),
+    ]:
+        cases.append(v("write_many", variant,
+                       lambda w, r, build=build: {"files": {build(w, r): data}}, allow))
     cases += [
+        v("write_many", "acme private among acme shared", lambda w, r: {"files": {
+            w.path(SHARED): data, w.file(PRIVATE): data}}, ADMINS),
+        v("write_many", "acme .tenant.json", lambda w, r: {"files": {DOCUMENT: data}},
+          NOBODY, status={A: 400, T: 400}),
         v("write", "acme .tenant.json", lambda w, r: {
             "path": DOCUMENT, "data": _b64(json.dumps({"name": "Acme"}).encode())}, ADMIN,
           destructive=True),

@@ -56,8 +56,9 @@ class NexusClient:
     def write_many(self, files: dict[str, bytes]) -> dict[str, Any]:
         """Write many small files in one call (at most 1,000 files, 32 MiB in all): one
         result per path, in order — ``{"path", "ok": True, "info"}`` or ``{"path", "ok":
-        False, "error": {"code", "message"}}`` — plus ``written`` and ``failed`` counts. A
-        refused file (permission, quota, bad path) leaves the others written."""
+        False, "error": {"code", "message"}}`` — plus ``written`` and ``failed`` counts.
+        A path the caller may not write (or a bad one) refuses the whole call; a file the
+        quota or the tree refuses at commit leaves the others written."""
         return self._call_rpc("write_many", {"files": files})
 
     def append(self, path: str, data: Data) -> dict[str, Any]:

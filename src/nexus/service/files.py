@@ -238,39 +238,46 @@ class FileService:
         one result per path in the order given — ``{"path", "ok": True, "info"}`` or
         ``{"path", "ok": False, "error": {"code", "message"}}``.
 
-        Each file stands alone: one that is refused (permission, quota, a directory in the
-        way, a bad path) leaves the others written, and the quota is charged exactly for
-        those. All written files commit in one transaction — one durable commit for the
-        batch — each with its own audit event. At most :data:`MAX_BATCH_FILES` files and
-        :data:`MAX_BATCH_BYTES` bytes in all (``LimitExceededError``)."""
+        The call is refused whole, before any byte is stored, for what the caller
+        decides: a bad path, a path given twice, a tenant's record, any path it may not
+        write (``NexusPermissionError``, as ``write`` would raise). What the data decides
+        at commit is per file: a file refused by the quota or by what is in the way (a
+        file where a directory is needed, a directory at the path) leaves the others
+        written, and the quota is charged exactly for those. All written files commit in
+        one transaction — one durable commit — each with its own audit event. At most
+        :data:`MAX_BATCH_FILES` files and :data:`MAX_BATCH_BYTES` bytes
+        (``LimitExceededError``)."""
         if not isinstance(files, dict) or not files:
             raise InvalidArgumentError("files must be a non-empty object of path -> bytes")
         if len(files) > MAX_BATCH_FILES:
             raise LimitExceededError(f"write_many takes at most {MAX_BATCH_FILES} files "
                                      f"per call, not {len(files)}", limit="write_many_files")
-        total = 0
-        for data in files.values():
-            if not isinstance(data, bytes | bytearray):
-                raise InvalidArgumentError("every value of files must be bytes")
-            total += len(data)
+        if any(not isinstance(data, bytes | bytearray) for data in files.values()):
+            raise InvalidArgumentError("every value of files must be bytes")
+        total = sum(len(data) for data in files.values())
         if total > MAX_BATCH_BYTES:
             raise LimitExceededError(f"write_many takes at most {MAX_BATCH_BYTES} bytes per "
                                      f"call, not {total}; use write() for large files",
                                      limit="write_many_bytes")
-        outcome: dict[str, FileInfo | NexusError] = {}
+        targets: dict[str, str] = {}  # as sent -> resolved
+        for sent in files:
+            path = self._resolve(principal, Action.WRITE, paths.normalize(sent))
+            _require_not_root(path)
+            if is_tenant_document(path) is not None:
+                raise InvalidArgumentError(f"{path} is a tenant's record: write it with "
+                                           "write()", path=path)
+            if path in targets.values():
+                raise InvalidArgumentError(f"{path} is given more than once", path=path)
+            targets[sent] = path
         staged: list[tuple[str, str, BlobInfo]] = []  # (as sent, resolved path, blob)
-        for sent, data in files.items():
-            try:
-                path = self._resolve(principal, Action.WRITE, paths.normalize(sent))
-                _require_not_root(path)
-                if is_tenant_document(path) is not None:
-                    raise InvalidArgumentError(f"{path} is a tenant's record: write it "
-                                               "with write()", path=path)
-                if any(path == other for _, other, _ in staged):
-                    raise InvalidArgumentError(f"{path} is given more than once", path=path)
-                staged.append((sent, path, self._blobs.put(paths.partition_of(path), data)))
-            except NexusError as exc:
-                outcome[sent] = exc
+        try:
+            for sent, path in targets.items():
+                staged.append((sent, path, self._blobs.put(paths.partition_of(path),
+                                                           files[sent])))
+        except BaseException:
+            for _sent, path, blob in staged:
+                self._blobs.withdraw(paths.partition_of(path), blob)
+            raise
 
         def run(conn: Connection) -> dict[str, FileInfo | NexusError]:
             done: dict[str, FileInfo | NexusError] = {}
@@ -283,11 +290,15 @@ class FileService:
                     done[sent] = exc
             return done
 
-        if staged:
-            outcome.update(self._db.run(run, attempts=_RETRIES))
-            for sent, path, blob in staged:
-                if isinstance(outcome[sent], NexusError):
-                    self._blobs.withdraw(paths.partition_of(path), blob)
+        try:
+            outcome = self._db.run(run, attempts=_RETRIES)
+        except BaseException:
+            for _sent, path, blob in staged:
+                self._blobs.withdraw(paths.partition_of(path), blob)
+            raise
+        for sent, path, blob in staged:
+            if isinstance(outcome[sent], NexusError):
+                self._blobs.withdraw(paths.partition_of(path), blob)
         results = [_batch_result(sent, outcome[sent]) for sent in files]
         written = sum(1 for r in results if r["ok"])
         return {"results": results, "written": written, "failed": len(results) - written}
