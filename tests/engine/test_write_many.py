@@ -54,6 +54,7 @@ def test_what_the_data_refuses_leaves_the_others_written(admin: NexusClient,
     ("/tenants/beta/stolen.txt", nexus.NexusPermissionError),  # another tenant
     ("/tenants/acme/../beta/x", nexus.InvalidPathError),  # dot-dot out of acme
     ("/tenants/acme/.tenant.json", nexus.InvalidArgumentError),  # the tenant's record
+    ("/tenants/acme/.tenant.json/x", nexus.NexusError),  # under the record
     ("/tenants/acme", nexus.NexusIsADirectoryError),  # the tenant root itself
     ("relative/path", nexus.InvalidPathError),
 ])

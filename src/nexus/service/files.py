@@ -266,6 +266,7 @@ class FileService:
             if is_tenant_document(path) is not None:
                 raise InvalidArgumentError(f"{path} is a tenant's record: write it with "
                                            "write()", path=path)
+            _refuse_document(path)  # nothing under a tenant's record, as for write()
             if path in targets.values():
                 raise InvalidArgumentError(f"{path} is given more than once", path=path)
             targets[sent] = path
