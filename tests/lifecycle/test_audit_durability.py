@@ -256,3 +256,33 @@ def test_one_event_the_database_refuses_does_not_hold_back_the_others(
     writer.close()
     users = [e["user_id"] for e in stored(service, "_system", "read")]
     assert users == ["u1", "u3"] and writer.lost == 1
+
+
+def test_a_read_from_a_very_long_client_address_is_audited(slow_writer) -> None:
+    # Behind a trusted proxy the address is X-Forwarded-For's, of any length: an event
+    # the database would refuse must not exist, or the read would go unaudited.
+    from starlette.testclient import TestClient
+
+    from nexus.client import HTTPTransport
+    from nexus.server import create_app
+
+    key = slow_writer.keys.admin_create_key(Principal.local_admin(), "alice", "k",
+                                            tenant_id="acme")["api_key"]
+    spoofed = TestClient(create_app(service=slow_writer),
+                         client=("203.0.113.7-" + "x" * 500, 443))
+    with NexusClient(HTTPTransport("http://testserver", key, client=spoofed)) as alice:
+        assert alice.read(FILE) == b"hello"
+    slow_writer.audit.flush()
+    reads = stored(slow_writer, "acme", "read")
+    assert len(reads) == 1 and reads[0]["client"].startswith("203.0.113.7-")
+    assert len(reads[0]["client"]) <= 64 and slow_writer.audit._writer.lost == 0
+
+
+def test_after_close_the_writer_hands_events_back(service: NexusService) -> None:
+    # A recorder that arrives (or waited on a full queue) while the writer shuts down
+    # gets its event back to commit itself: nothing is queued behind a stopped thread.
+    writer = AuditWriter(service.db, delay=0.0)
+    assert writer.submit(_event(1))
+    writer.close()
+    assert writer.submit(_event(2)) is False
+    assert [e["user_id"] for e in stored(service, "_system", "read")] == ["u1"]

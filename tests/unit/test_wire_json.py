@@ -31,3 +31,25 @@ def test_bytes_travel_as_base64_objects() -> None:
 def test_a_value_json_cannot_hold_is_refused_not_mangled() -> None:
     with pytest.raises(TypeError):
         dumps({"x": object()})
+
+
+def test_a_tenant_record_with_nan_is_refused(tmp_path) -> None:  # noqa: ANN001
+    # NaN would read back as nan in process and null over HTTP: it is not stored at all.
+    from nexus.client import LocalTransport, NexusClient
+    from nexus.errors import InvalidArgumentError
+    from nexus.service import bootstrap
+    from nexus.settings import Settings
+    from nexus.types import Principal
+
+    svc = bootstrap(Settings(data_dir=tmp_path / "data"))
+    try:
+        admin = NexusClient(LocalTransport(svc, principal=Principal.local_admin(),
+                                           owns_service=False))
+        admin.create_tenant("acme")
+        for constant in (b"NaN", b"Infinity", b"-Infinity"):
+            with pytest.raises(InvalidArgumentError, match="NaN"):
+                admin.write("/tenants/acme/.tenant.json",
+                            b'{"settings": {"x": ' + constant + b'}}')
+        assert admin.get_tenant("acme")["settings"] == {}
+    finally:
+        svc.close()

@@ -49,15 +49,16 @@ def _path(request: Request) -> str:
 
 #: A download of at most this many bytes is read whole in the worker thread that opened
 #: it and sent as one body: streaming it would cost two more thread hand-offs (a chunk,
-#: then the end) for what is one chunk. Bounded memory: 40 worker threads x 64 KiB.
+#: then the end) for what is one chunk. It keeps its stream slot until the body is sent,
+#: so the stream caps bound that memory too (--streams-total x 64 KiB).
 WHOLE_BODY = 64 * 1024
 
 
 def _open(service: NexusService, admission: StreamAdmission, api_key: str | None, path: str,
           range_header: str | None, offset: int, length: int | None,
-          ) -> tuple[dict[str, Any], Iterator[bytes] | bytes, tuple | None, StreamSlot | None]:
-    """The file's info, and its bytes: whole (``bytes``, no slot held) when small, else
-    an iterator that holds a stream slot until it is released."""
+          ) -> tuple[dict[str, Any], Iterator[bytes] | bytes, tuple | None, StreamSlot]:
+    """The file's info, its bytes — whole (``bytes``) when small, else an iterator — and
+    the stream slot the response releases once it is sent."""
     principal = authenticate(service, api_key)
     service.admit(principal)
     slot = admission.acquire(stream_bucket(principal))
@@ -65,9 +66,7 @@ def _open(service: NexusService, admission: StreamAdmission, api_key: str | None
         info, chunks, ranged = _open_stream(service, principal, path, range_header, offset,
                                             length)
         if _body_length(info, ranged, offset, length) <= WHOLE_BODY:
-            body = b"".join(chunks)
-            slot.release()
-            return info, body, ranged, None
+            return info, b"".join(chunks), ranged, slot
         return info, chunks, ranged, slot
     except BaseException:
         slot.release()
@@ -165,9 +164,8 @@ async def download(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{size}"
         status = 206
     if isinstance(chunks, bytes):
-        return Response(chunks, status_code=status, media_type="application/octet-stream",
-                        headers=headers)
-    assert slot is not None
+        return _SlotResponse(chunks, slot, status_code=status,
+                             media_type="application/octet-stream", headers=headers)
     headers["Content-Length"] = str(_body_length(info, ranged, offset, length))
     return _SlotStreamingResponse(chunks, slot, status_code=status,
                                   media_type="application/octet-stream", headers=headers)
@@ -178,6 +176,20 @@ class _SlotStreamingResponse(StreamingResponse):
     cut short by the client's disconnect (which cancels the send)."""
 
     def __init__(self, content: Iterator[bytes], slot: StreamSlot, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
+
+
+class _SlotResponse(Response):
+    """A small download, sent whole, that gives its stream slot back once sent."""
+
+    def __init__(self, content: bytes, slot: StreamSlot, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self._slot = slot
 

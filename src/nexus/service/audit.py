@@ -39,6 +39,11 @@ __all__ = ["AuditLog", "crossing"]
 FLUSH_TIMEOUT = 5.0
 
 
+def _bounded(value: str | None, limit: int) -> str | None:
+    # The column's width: an event the database would refuse must not exist.
+    return value if value is None or len(value) <= limit else value[:limit - 1] + "…"
+
+
 def _append(conn: Connection, names: Sequence[str], fields: dict[str, Any]) -> None:
     # Sorted logs: concurrent cross-tenant events lock the chains' heads in one order.
     repo = AuditRepository(conn)
@@ -161,12 +166,12 @@ class AuditLog:
 
     def _deliver(self, event: tuple[list[str], dict[str, Any]], *, sync: bool) -> None:
         names, fields = event
-        if sync or self._writer is None:
-            self._db.run(lambda conn: _append(conn, names, fields))
+        if not sync and self._writer is not None and self._writer.submit(PendingEvent(
+                tuple((name, None if name == paths.SYSTEM_PARTITION
+                       else self._incarnation(name)) for name in names), fields)):
             return
-        self._writer.submit(PendingEvent(
-            tuple((name, None if name == paths.SYSTEM_PARTITION else self._incarnation(name))
-                  for name in names), fields))
+        # Synchronous class, or the writer is closed (shutting down): commit it now.
+        self._db.run(lambda conn: _append(conn, names, fields))
 
     def _logs(self, principal: Principal, target: str | None, tenant: str | None,
               between: Sequence[str]) -> tuple[list[str], str | None]:
@@ -187,7 +192,8 @@ class AuditLog:
         return names, {"at": self._clock(), "user_id": principal.user_id,
                        "key_id": principal.key_id, "action": action, "target": target,
                        "result": result, "detail": detail,
-                       "request_id": current_request_id.get(), "client": client_address.get()}
+                       "request_id": current_request_id.get(),
+                       "client": _bounded(client_address.get(), 64)}
 
     # -- queries -------------------------------------------------------------------------
 

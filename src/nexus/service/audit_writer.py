@@ -113,20 +113,22 @@ class AuditWriter:
         """Events waiting to be committed."""
         return len(self._queue)
 
-    def submit(self, event: PendingEvent) -> None:
-        """Queue ``event``; waits while the queue is full."""
+    def submit(self, event: PendingEvent) -> bool:
+        """Queue ``event``; waits while the queue is full. ``False`` once the writer is
+        closed (then the caller commits the event itself)."""
         with self._cond:
-            if self._closed:
-                raise RuntimeError("the audit writer is closed")
-            self._ensure_thread()
-            while len(self._queue) >= self._capacity:
+            while not self._closed and len(self._queue) >= self._capacity:
                 self._cond.wait()
+            if self._closed:
+                return False
+            self._ensure_thread()
             self._queue.append(event)
             self._submitted += 1
             # Wake the writer only when it waits for a first event or a batch is full:
             # waking it per event during its delay would cost a context switch each.
             if len(self._queue) == 1 or len(self._queue) >= MAX_BATCH:
                 self._cond.notify_all()
+            return True
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event submitted so far is committed; ``False`` on timeout."""

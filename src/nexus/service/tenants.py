@@ -328,9 +328,12 @@ class TenantService:
         self._gate.require_system_admin(principal,
                                         f"writes /tenants/{tenant_id}/{TENANT_DOCUMENT}")
         try:
-            doc = json.loads(data)
+            # NaN and Infinity are not JSON: stored, they would read back differently in
+            # process (nan) and over HTTP (null).
+            doc = json.loads(data, parse_constant=_not_json)
         except (ValueError, UnicodeDecodeError):
-            raise InvalidArgumentError(f"{TENANT_DOCUMENT} must be a JSON object") from None
+            raise InvalidArgumentError(f"{TENANT_DOCUMENT} must be a JSON object (without "
+                                       "NaN or Infinity)") from None
         if not isinstance(doc, dict):
             raise InvalidArgumentError(f"{TENANT_DOCUMENT} must be a JSON object")
         limits = doc.get("limits")
@@ -478,6 +481,10 @@ def _billing_month(month: object, tenant_id: str, created_at: float, now: float)
                                    f"in {first})", param="month")
     return month
 
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _check_settings(settings: Any) -> dict[str, Any]:
