@@ -25,11 +25,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from nexus.store import Database
 from nexus.store.changes import CHANNEL, ChangeLog, parse_payload
 
-__all__ = ["Coherence", "NotifiedCoherence", "PolledCoherence", "coherence_for"]
+__all__ = ["Coherence", "CoherentCache", "NotifiedCoherence", "PolledCoherence",
+           "coherence_for"]
 
 logger = logging.getLogger("nexus.coherence")
 
@@ -78,6 +80,59 @@ class Coherence:
         self.resets += 1
         for reset in self._resets:
             reset()
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class CoherentCache(Generic[K, V]):
+    """A per-process cache of database facts, kept coherent: entries live ``ttl``
+    seconds at most, and :meth:`forget` (this process's change, or another's event) drops
+    one at once. A load that read the database before a forget never stores its older
+    value after it: every forget bumps a generation, and a load stores only if the
+    generation it started under is still current. ``keep_missing`` caches "absent" too
+    (``None``); ``size`` bounds the entries (past it the cache starts over)."""
+
+    def __init__(self, coherence: Coherence, *, ttl: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic, keep_missing: bool = False,
+                 size: int = 10_000) -> None:
+        self._coherence = coherence
+        self._ttl = ttl
+        self._clock = clock
+        self._keep_missing = keep_missing
+        self._size = size
+        self._entries: dict[K, tuple[V | None, float]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: K, load: Callable[[K], V | None], *, fresh: bool = False) -> V | None:
+        """The cached value of ``key``, else ``load(key)`` (stored unless a forget came
+        between); ``fresh`` loads even within the ttl."""
+        self._coherence.sync()
+        now = self._clock()
+        cached = self._entries.get(key)
+        if not fresh and cached is not None and now - cached[1] < self._ttl:
+            return cached[0]
+        generation = self._generation
+        value = load(key)
+        if value is not None or self._keep_missing:
+            with self._lock:
+                if generation == self._generation:
+                    if len(self._entries) >= self._size:
+                        self._entries.clear()
+                    self._entries[key] = (value, now)
+        return value
+
+    def forget(self, key: K) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
 
 
 class PolledCoherence(Coherence):

@@ -31,7 +31,7 @@ from nexus.errors import (
 )
 from nexus.service.access import AccessGate
 from nexus.service.audit import AuditLog
-from nexus.service.coherence import Coherence
+from nexus.service.coherence import Coherence, CoherentCache
 from nexus.service.quotas import QuotaLedger
 from nexus.service.tenants import TenantService
 from nexus.store import Database, TenantRepository, changes
@@ -42,8 +42,6 @@ __all__ = ["MAX_LISTED_KEYS", "KeyService", "require_live_key", "validate_user_i
 
 _USER_ID = re.compile(r"[A-Za-z0-9._@+=-]{1,255}")
 _LAST_USED_EVERY = 60.0
-#: Keys cached at most (past it the cache starts over: a bound, not a policy).
-_MAX_CACHED = 10_000
 #: The most keys one ``admin_list_keys`` answers (docs/http-api.md, "Limits").
 MAX_LISTED_KEYS = 1_000
 
@@ -90,44 +88,17 @@ class KeyService:
         self._clock = clock
         self._last_used: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._ttl = ttl
-        self._cached: dict[str, tuple[KeyRecord, float]] = {}
-        # Bumped by every forget: a look-up that read the database before a revocation
-        # must not put its older record in the cache after the revocation forgot it.
-        self._generation = 0
         self._coherence = coherence or Coherence()
-        self._coherence.subscribe(self._on_change, self._forget_all)
+        self._keys: CoherentCache[str, KeyRecord] = CoherentCache(self._coherence, ttl=ttl)
+        self._coherence.subscribe(self._on_change, self._keys.clear)
 
     def _on_change(self, kind: str, key_id: str) -> None:
         if kind == changes.KEYS:
-            self._forget(key_id)
+            self._keys.forget(key_id)
 
-    def _forget(self, key_id: str) -> None:
-        with self._lock:
-            self._generation += 1
-            self._cached.pop(key_id, None)
-
-    def _forget_all(self) -> None:
-        with self._lock:
-            self._generation += 1
-            self._cached.clear()
-
-    def _record(self, key_id: str) -> KeyRecord | None:
-        self._coherence.sync()
-        now = time.monotonic()
-        cached = self._cached.get(key_id)
-        if cached is not None and now - cached[1] < self._ttl:
-            return cached[0]
-        generation = self._generation
+    def _load(self, key_id: str) -> KeyRecord | None:
         with self._db.read() as conn:
-            record = KeyRepository(conn).get(key_id)
-        if record is not None:
-            with self._lock:
-                if generation == self._generation:
-                    if len(self._cached) >= _MAX_CACHED:
-                        self._cached.clear()
-                    self._cached[key_id] = (record, now)
-        return record
+            return KeyRepository(conn).get(key_id)
 
     # -- authentication -----------------------------------------------------------------
 
@@ -142,7 +113,7 @@ class KeyService:
         parsed = parse_key(api_key)
         if parsed is None:
             raise AuthenticationError("invalid API key")
-        record = self._record(parsed.key_id)
+        record = self._keys.get(parsed.key_id, self._load)
         if record is None or not hmac.compare_digest(
                 record.secret_hash, hash_secret(parsed.secret, self._secret)):
             raise AuthenticationError("invalid API key")
@@ -251,7 +222,7 @@ class KeyService:
                                    detail=",".join(sorted(values)), tenant=tenant)
 
             self._db.run(update)
-            self._forget(key_id)
+            self._keys.forget(key_id)
         return _public(self._get(key_id))
 
     def admin_revoke_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
@@ -264,7 +235,7 @@ class KeyService:
                                    tenant=record.tenant_id)
 
             self._db.run(revoke)
-            self._forget(key_id)
+            self._keys.forget(key_id)
         return _public(self._get(key_id))
 
     def bootstrap_admin_key(self) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nexus.errors import TenantSuspendedError
-from nexus.service.coherence import Coherence
+from nexus.service.coherence import Coherence, CoherentCache
 from nexus.store import Database, TenantRepository
 from nexus.tenancy.lifecycle import BLOCKED
 
@@ -56,28 +56,23 @@ class TenantStates:
                  clock: Callable[[], float] = time.monotonic,
                  coherence: Coherence | None = None) -> None:
         self._db = db
-        self._ttl = ttl
-        self._clock = clock
-        self._cache: dict[str, tuple[TenantState | None, float]] = {}
         self._coherence = coherence or Coherence()
+        self._cache: CoherentCache[str, TenantState] = CoherentCache(
+            self._coherence, ttl=ttl, clock=clock, keep_missing=True)
         self._coherence.subscribe(lambda _kind, tenant_id: self.forget(tenant_id),
                                   self._cache.clear)
 
     def get(self, tenant_id: str, *, fresh: bool = False) -> TenantState | None:
         """The tenant's state, or ``None`` if no such tenant exists; ``fresh`` reads the
         record (and refreshes the cache) even within the ttl."""
-        self._coherence.sync()
-        cached = self._cache.get(tenant_id)
-        now = self._clock()
-        if not fresh and cached is not None and now - cached[1] < self._ttl:
-            return cached[0]
+        return self._cache.get(tenant_id, self._load, fresh=fresh)
+
+    def _load(self, tenant_id: str) -> TenantState | None:
         with self._db.read() as conn:
             record = TenantRepository(conn).get(tenant_id)
-        state = None if record is None else TenantState(
+        return None if record is None else TenantState(
             record.plan, record.status, record.status_reason, record.trial_ends_at,
             audit_read_mode(record.settings.get("audit_reads")), record.incarnation)
-        self._cache[tenant_id] = (state, now)
-        return state
 
     def audit_reads(self, tenant_id: str) -> str:
         """How reads in this tenant are audited: ``sync``, ``batched`` (the default) or
@@ -114,7 +109,7 @@ class TenantStates:
 
     def forget(self, tenant_id: str) -> None:
         """Drop the cached state after this process changed the tenant."""
-        self._cache.pop(tenant_id, None)
+        self._cache.forget(tenant_id)
 
 
 def trial_over(state: TenantState, now: float) -> bool:
