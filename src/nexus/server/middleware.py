@@ -40,7 +40,7 @@ class RequestIdMiddleware:
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex[:16]
         token = current_request_id.set(request_id)
         client = scope.get("client")
-        client_token = client_address.set(_address(client))
+        client_token = client_address.set(f"{client[0]}:{client[1]}" if client else "-")
         facts = RequestFacts()
         facts_token = current_request_facts.set(facts)
         started = time.perf_counter()
@@ -74,17 +74,3 @@ def _log_request(scope: Scope, facts: RequestFacts, status: int, seconds: float,
                 extra={"request_id": request_id, "http_method": scope["method"],
                        "path": scope["path"], "operation": operation,
                        "tenant": facts.tenant, "status": status, "duration_ms": duration_ms})
-
-
-#: The longest client address kept: an IPv6 address with port is at most 47 characters.
-#: Behind a trusted proxy the address is X-Forwarded-For's, whatever its length; a longer
-#: one is cut (marked with "…"), so that it fits the audit log's column and the read it
-#: belongs to is recorded like any other.
-MAX_CLIENT = 64
-
-
-def _address(client: tuple[str, int] | None) -> str:
-    if not client:
-        return "-"
-    text = f"{client[0]}:{client[1]}"
-    return text if len(text) <= MAX_CLIENT else text[:MAX_CLIENT - 1] + "…"

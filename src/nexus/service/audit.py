@@ -31,6 +31,7 @@ from nexus.service.access import AccessGate
 from nexus.service.audit_writer import AuditWriter, PendingEvent
 from nexus.store import Database, TenantRepository
 from nexus.store.audit import AuditRepository
+from nexus.store.schema import audit_events
 from nexus.types import Principal, iso_time, parse_timestamp
 
 __all__ = ["AuditLog", "crossing"]
@@ -39,9 +40,17 @@ __all__ = ["AuditLog", "crossing"]
 FLUSH_TIMEOUT = 5.0
 
 
-def _bounded(value: str | None, limit: int) -> str | None:
-    # The column's width: an event the database would refuse must not exist.
-    return value if value is None or len(value) <= limit else value[:limit - 1] + "…"
+#: The client column's width. Behind a trusted proxy the address is X-Forwarded-For's,
+#: of any length: cut to fit (marked "…"), an event the database would refuse — and the
+#: read it records — must not exist.
+_CLIENT_WIDTH = int(audit_events.c.client.type.length)
+
+
+def _client() -> str | None:
+    value = client_address.get()
+    if value is None or len(value) <= _CLIENT_WIDTH:
+        return value
+    return value[:_CLIENT_WIDTH - 1] + "…"
 
 
 def _append(conn: Connection, names: Sequence[str], fields: dict[str, Any]) -> None:
@@ -193,7 +202,7 @@ class AuditLog:
                        "key_id": principal.key_id, "action": action, "target": target,
                        "result": result, "detail": detail,
                        "request_id": current_request_id.get(),
-                       "client": _bounded(client_address.get(), 64)}
+                       "client": _client()}
 
     # -- queries -------------------------------------------------------------------------
 

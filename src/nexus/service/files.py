@@ -263,10 +263,7 @@ class FileService:
         for sent in files:
             path = self._resolve(principal, Action.WRITE, paths.normalize(sent))
             _require_not_root(path)
-            if is_tenant_document(path) is not None:
-                raise InvalidArgumentError(f"{path} is a tenant's record: write it with "
-                                           "write()", path=path)
-            _refuse_document(path)  # nothing under a tenant's record, as for write()
+            _refuse_document(path)  # the tenant's record, or under it: write() only
             if path in targets.values():
                 raise InvalidArgumentError(f"{path} is given more than once", path=path)
             targets[sent] = path
