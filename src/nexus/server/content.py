@@ -171,33 +171,31 @@ async def download(request: Request) -> Response:
                                   media_type="application/octet-stream", headers=headers)
 
 
-class _SlotStreamingResponse(StreamingResponse):
+class _GivesSlotBack:
     """A download that gives its stream slot back however it ends: sent, failed, or
     cut short by the client's disconnect (which cancels the send)."""
 
+    _slot: StreamSlot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)  # type: ignore[misc]
+        finally:
+            self._slot.release()
+
+
+class _SlotStreamingResponse(_GivesSlotBack, StreamingResponse):
     def __init__(self, content: Iterator[bytes], slot: StreamSlot, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self._slot = slot
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._slot.release()
 
-
-class _SlotResponse(Response):
-    """A small download, sent whole, that gives its stream slot back once sent."""
+class _SlotResponse(_GivesSlotBack, Response):
+    """A small download, sent whole."""
 
     def __init__(self, content: bytes, slot: StreamSlot, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self._slot = slot
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._slot.release()
 
 
 def _write(service: NexusService, admission: StreamAdmission, api_key: str | None, path: str,

@@ -311,12 +311,18 @@ class FileService:
         _check_preconditions(current, path, if_match, if_none_match)
         now = self._clock()
         if current is None:
-            self._ensure_parents(conn, path, principal)
-            self._quotas.charge(conn, tenant, storage=blob.size, files=1)
-            return file_info(repo.insert_file(partition, path, _parent(path),
-                                              size=blob.size, digest=blob.digest, now=now))
+            return self._create_file(conn, principal, path, blob, now)
         self._quotas.charge(conn, tenant, storage=blob.size - current.size)
         return file_info(self._replace(repo, current, blob.size, blob.digest, now))
+
+    def _create_file(self, conn: Connection, principal: Principal, path: str,
+                     blob: BlobInfo, now: float) -> FileInfo:
+        """A new file's row over stored content: parents, the charge, the insert."""
+        self._ensure_parents(conn, path, principal)
+        self._quotas.charge(conn, paths.tenant_of(path), storage=blob.size, files=1)
+        return file_info(FileRepository(conn).insert_file(
+            paths.partition_of(path), path, _parent(path), size=blob.size,
+            digest=blob.digest, now=now))
 
     def append(self, principal: Principal, path: str, data: Data) -> FileInfo:
         """Append ``data`` to a file (created if missing), atomically.
@@ -339,10 +345,7 @@ class FileService:
             current = repo.get(partition, path, for_update=True)
             now = self._clock()
             if current is None:
-                self._ensure_parents(conn, path, principal)
-                self._quotas.charge(conn, tenant, storage=tail.size, files=1)
-                return file_info(repo.insert_file(partition, path, _parent(path),
-                                                  size=tail.size, digest=tail.digest, now=now))
+                return self._create_file(conn, principal, path, tail, now)
             _require_file(current)
             if tail.size == 0:
                 return file_info(current)
