@@ -8,22 +8,34 @@ PostgreSQL half is skipped locally and fails in CI (``CI=true``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from anyio.from_thread import start_blocking_portal
 from sqlalchemy import create_engine, text
 
 import nexus
-from nexus.client import LocalTransport, NexusClient
+from nexus.client import (
+    AsyncHTTPTransport,
+    AsyncLocalTransport,
+    AsyncNexusClient,
+    HTTPTransport,
+    LocalTransport,
+    NexusClient,
+)
 from nexus.service import NexusService, bootstrap
 from nexus.settings import Settings
 from nexus.store.schema import metadata
 from nexus.types import Principal
 from tests._s3 import MotoServer, S3Target
+from tests.async_clients import BlockingClient, StreamingASGITransport
 
 pytest_plugins = ["tests.run_summary", "tests.secrets_in_logs"]
 
@@ -174,23 +186,51 @@ def app(service: NexusService):  # noqa: ANN201 - a FastAPI app
     return create_app(service=service)
 
 
+CLIENT_APIS = ["sync", "async"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # The client suite (modules marked both_clients) runs every client test through the
+    # sync and the async client; a test marked sync_client_only opts out, saying why.
+    if "client_api" not in metafunc.fixturenames:
+        return
+    marks = {mark.name for mark in metafunc.definition.iter_markers()}
+    if "both_clients" in marks and "sync_client_only" not in marks:
+        metafunc.parametrize("client_api", CLIENT_APIS, indirect=True)
+
+
 @pytest.fixture
-def connect_as(service: NexusService, transport: str, request: pytest.FixtureRequest):  # noqa: ANN201
+def client_api(request: pytest.FixtureRequest) -> str:
+    """Which client the test's clients are: ``sync`` (NexusClient) or ``async``
+    (AsyncNexusClient, driven through tests.async_clients.BlockingClient)."""
+    return getattr(request, "param", "sync")
+
+
+@pytest.fixture
+def connect_as(service: NexusService, transport: str, client_api: str,  # noqa: ANN201
+               request: pytest.FixtureRequest):
     """Factory: a client for a principal or an API key over the selected transport."""
-    opened: list[NexusClient] = []
+    opened: list[Any] = []
+    portal = contextlib.ExitStack()
 
     def make(*, principal: Principal | None = None, api_key: str | None = None) -> NexusClient:
-        if transport == "local":
+        if transport == "http" and api_key is None:
+            assert principal is not None
+            api_key = _key_for(service, principal)
+        client: Any
+        if client_api == "async":
+            if not opened:
+                blocking = portal.enter_context(start_blocking_portal())
+            else:
+                blocking = opened[0]._portal
+            client = BlockingClient(_async_client(service, transport, principal, api_key,
+                                                  request), blocking)
+        elif transport == "local":
             client = NexusClient(LocalTransport(service, principal, api_key=api_key,
                                                 owns_service=False))
         else:
             from starlette.testclient import TestClient
 
-            from nexus.client import HTTPTransport
-
-            if api_key is None:
-                assert principal is not None
-                api_key = _key_for(service, principal)
             test_client = TestClient(request.getfixturevalue("app"))
             client = NexusClient(HTTPTransport("http://testserver", api_key, client=test_client))
         opened.append(client)
@@ -199,6 +239,18 @@ def connect_as(service: NexusService, transport: str, request: pytest.FixtureReq
     yield make
     for client in opened:
         client.close()
+    portal.close()
+
+
+def _async_client(service: NexusService, transport: str, principal: Principal | None,
+                  api_key: str | None, request: pytest.FixtureRequest) -> AsyncNexusClient:
+    if transport == "local":
+        return AsyncNexusClient(AsyncLocalTransport(
+            LocalTransport(service, principal if api_key is None else None, api_key=api_key,
+                           owns_service=False)))
+    http = httpx.AsyncClient(transport=StreamingASGITransport(request.getfixturevalue("app")),
+                             base_url="http://testserver")
+    return AsyncNexusClient(AsyncHTTPTransport("http://testserver", api_key, client=http))
 
 
 def _key_for(service: NexusService, principal: Principal) -> str:

@@ -1,13 +1,14 @@
 """Nexus: a multi-tenant file server with ReBAC, quotas and tenant lifecycle.
 
-``nexus.connect()`` opens a client — embedded in-process, or to a server by URL.
+``nexus.connect()`` opens a client — embedded in-process, or to a server by URL;
+``nexus.connect_async()`` opens the same client for asyncio.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from nexus.client import NexusClient, connect
+from nexus.client import AsyncNexusClient, NexusClient, connect, connect_async
 from nexus.errors import (
     AuthenticationError,
     AuthzLimitExceededError,
@@ -38,6 +39,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "AsyncNexusClient",
     "AuthenticationError",
     "AuthzLimitExceededError",
     "ConflictError",
@@ -62,4 +64,5 @@ __all__ = [
     "UnavailableError",
     "__version__",
     "connect",
+    "connect_async",
 ]

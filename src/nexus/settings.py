@@ -51,6 +51,14 @@ class Settings:
     audit_delay: float = 0.05
     #: Read and denial events waiting at most; past it, recording them waits.
     audit_queue: int = 10_000
+    #: The address browsers reach this deployment at (``https://files.example.com``),
+    #: for signed URLs; ``None``: the address the signing client used.
+    public_url: str | None = None
+    #: The longest a signed URL may live, in seconds (7 days, as S3's).
+    signed_url_max_lifetime: float = 7 * 24 * 3600.0
+    #: Origins whose pages may use signed URLs from a browser (CORS on /api/signed
+    #: only); empty: none. ``("*",)``: any.
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.body_idle_timeout > 0:
@@ -65,6 +73,15 @@ class Settings:
             raise InvalidArgumentError("audit delay must be between 0 and 10 seconds")
         if self.audit_queue < 1:
             raise InvalidArgumentError("audit queue must hold at least 1 event")
+        if self.public_url is not None and not self.public_url.startswith(
+                ("http://", "https://")):
+            raise InvalidArgumentError("public URL must start with http:// or https://")
+        if not 0 < self.signed_url_max_lifetime <= 10 * 365 * 24 * 3600:
+            raise InvalidArgumentError("signed URL lifetime must be between 0 and 10 years")
+        for origin in self.cors_origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise InvalidArgumentError(
+                    f"CORS origin {origin!r} must be '*' or start with http:// or https://")
         if self.streams_total >= self.worker_threads:
             raise InvalidArgumentError(
                 f"the stream cap ({self.streams_total}) must be below the number of worker "
@@ -91,6 +108,11 @@ class Settings:
             max_connections=_number(given, env, "max_connections", int, 2048),
             audit_delay=_number(given, env, "audit_delay", float, 0.05),
             audit_queue=_number(given, env, "audit_queue", int, 10_000),
+            public_url=(given.get("public_url") or env.get("NEXUS_PUBLIC_URL") or "").rstrip(
+                "/") or None,
+            signed_url_max_lifetime=_number(given, env, "signed_url_max_lifetime", float,
+                                            7 * 24 * 3600.0),
+            cors_origins=_origins(given.get("cors_origins", env.get("NEXUS_CORS_ORIGINS"))),
         )
 
     def __repr__(self) -> str:  # never print the secret
@@ -111,6 +133,14 @@ def _number(given: Mapping[str, Any], env: Mapping[str, str], name: str,
         return kind(raw.strip())
     except ValueError:
         raise InvalidArgumentError(f"{variable} must be a number, not {raw[:40]!r}") from None
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    # A comma-separated string (flag, variable) or a list (config=).
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(str(item).strip().rstrip("/") for item in items if str(item).strip())
 
 
 def _redact(url: str | None) -> str | None:

@@ -12,6 +12,9 @@ import nexus
 from nexus.client import NexusClient
 from nexus.types import Principal
 
+#: The client suite: every test here runs through the sync and the async client.
+pytestmark = pytest.mark.both_clients
+
 
 def test_mkdir_creates_missing_parents_and_is_idempotent(admin: NexusClient) -> None:
     info = admin.mkdir("/tenants/acme/users/alice")

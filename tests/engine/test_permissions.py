@@ -13,6 +13,9 @@ import pytest
 import nexus
 from nexus.client import NexusClient
 
+#: The client suite: every test here runs through the sync and the async client.
+pytestmark = pytest.mark.both_clients
+
 ACME, BETA = "/tenants/acme", "/tenants/beta"
 
 

@@ -21,6 +21,9 @@ import pytest
 import nexus
 from nexus.client import NexusClient
 
+#: The client suite: every test here runs through the sync and the async client.
+pytestmark = pytest.mark.both_clients
+
 MiB = 1024 * 1024
 BIG_CHUNKS = 200  # 200 MiB
 RSS_LIMIT = 64 * MiB

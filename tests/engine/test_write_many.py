@@ -11,6 +11,9 @@ from nexus.client import NexusClient
 from nexus.service import NexusService
 from nexus.service.files import MAX_BATCH_FILES
 
+#: The client suite: every test here runs through the sync and the async client.
+pytestmark = pytest.mark.both_clients
+
 
 @pytest.fixture
 def acme(admin: NexusClient, tenant_user) -> NexusClient:

@@ -13,6 +13,9 @@ import nexus
 from nexus.client import NexusClient
 from nexus.service import NexusService
 
+#: The client suite: every test here runs through the sync and the async client.
+pytestmark = pytest.mark.both_clients
+
 #: A fixture that makes clients (``tenant_user``, ``connect_as``).
 Factory = Callable[..., NexusClient]
 

@@ -1,10 +1,14 @@
-"""The SDK client and its transports."""
+"""The SDK clients (sync and async) and their transports."""
 
 from __future__ import annotations
 
+from nexus.client._async_client import AsyncNexusClient
 from nexus.client._client import NexusClient
-from nexus.client._connect import connect
+from nexus.client._connect import connect, connect_async
 from nexus.client._transports import (
+    AsyncBaseTransport,
+    AsyncHTTPTransport,
+    AsyncLocalTransport,
     BaseTransport,
     HTTPTransport,
     LocalTransport,
@@ -13,6 +17,10 @@ from nexus.client._transports import (
 )
 
 __all__ = [
+    "AsyncBaseTransport",
+    "AsyncHTTPTransport",
+    "AsyncLocalTransport",
+    "AsyncNexusClient",
     "BaseTransport",
     "HTTPTransport",
     "LocalTransport",
@@ -20,4 +28,5 @@ __all__ = [
     "RpcRequest",
     "RpcResponse",
     "connect",
+    "connect_async",
 ]

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from nexus.errors import NexusError
+from nexus.errors import InvalidArgumentError, NexusError
 
-__all__ = ["BaseTransport", "RpcRequest", "RpcResponse"]
+__all__ = ["AsyncBaseTransport", "BaseTransport", "RpcRequest", "RpcResponse", "absolute_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +46,47 @@ class BaseTransport:
     def close(self) -> None:
         """Release connections; the transport is unusable afterwards."""
 
+    def absolute_url(self, url: str) -> str:
+        """``url`` (a signed URL the engine made) as the browser must be handed it."""
+        return absolute_url(None, url)
+
     def __enter__(self) -> BaseTransport:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+class AsyncBaseTransport:
+    """:class:`BaseTransport` for :class:`~nexus.client.AsyncNexusClient`: the same
+    contract, with :meth:`handle` and :meth:`aclose` as coroutines."""
+
+    async def handle(self, request: RpcRequest) -> RpcResponse:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections; the transport is unusable afterwards."""
+
+    def absolute_url(self, url: str) -> str:
+        return absolute_url(None, url)
+
+    async def __aenter__(self) -> AsyncBaseTransport:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
+def absolute_url(base: str | None, url: str) -> str:
+    """``url`` joined to ``base`` (the server this client talks to) unless it is
+    absolute already — it is when the deployment sets its ``public_url``."""
+    if url.startswith(("http://", "https://")):
+        return url
+    if base is None:
+        raise InvalidArgumentError(
+            "signed URLs need the address browsers reach the server at: set public_url "
+            "(nexus serve --public-url, NEXUS_PUBLIC_URL, or connect(config={'public_url': "
+            "…}))")
+    return base.rstrip("/") + url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nexus.client._transports.base import BaseTransport, RpcRequest, RpcResponse
+from nexus.client._transports.base import BaseTransport, RpcRequest, RpcResponse, absolute_url
 from nexus.errors import NexusError
 from nexus.rpc import dispatch, to_plain
 
@@ -39,6 +39,9 @@ class LocalTransport(BaseTransport):
         except NexusError as exc:
             return RpcResponse(error=exc)
         return RpcResponse(result=to_plain(result))
+
+    def absolute_url(self, url: str) -> str:
+        return absolute_url(self.service.settings.public_url, url)
 
     def close(self) -> None:
         if self._owns_service:
