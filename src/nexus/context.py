@@ -9,10 +9,14 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["RequestFacts", "client_address", "current_request_facts", "current_request_id"]
+__all__ = ["RequestFacts", "client_address", "current_request_facts", "current_request_id",
+           "via_signed_url"]
 
 current_request_id: ContextVar[str] = ContextVar("nexus_request_id", default="-")
 client_address: ContextVar[str] = ContextVar("nexus_client_address", default="in-process")
+#: The request came through a signed URL: its holder acts as the key that signed it, and
+#: the audit log says so.
+via_signed_url: ContextVar[bool] = ContextVar("nexus_via_signed_url", default=False)
 
 
 @dataclass

@@ -6,6 +6,8 @@
       client errors (the caller can fix them)
         InvalidArgumentError        also a ValueError
           InvalidPathError          a path broke a rule of nexus.paths
+          LimitExceededError        a request would cost more than one may
+            PayloadTooLargeError    a body larger than the request may send
         NexusFileNotFoundError      also a FileNotFoundError
         NexusFileExistsError        also a FileExistsError
         NexusNotADirectoryError     also a NotADirectoryError
@@ -47,6 +49,7 @@ __all__ = [
     "NexusIsADirectoryError",
     "NexusNotADirectoryError",
     "NexusPermissionError",
+    "PayloadTooLargeError",
     "QuotaExceededError",
     "RateLimitedError",
     "TenantSuspendedError",
@@ -106,6 +109,14 @@ class LimitExceededError(InvalidArgumentError):
 
     code = "limit_exceeded"
     http_status = 422
+
+
+class PayloadTooLargeError(LimitExceededError):
+    """A request body is larger than the request may send (a signed upload URL's
+    ``max_size``)."""
+
+    code = "payload_too_large"
+    http_status = 413
 
 
 class AuthzLimitExceededError(LimitExceededError):
@@ -244,6 +255,7 @@ _BY_CODE: dict[str, type[NexusError]] = {
         InvalidArgumentError,
         RangeNotSatisfiableError,
         LimitExceededError,
+        PayloadTooLargeError,
         AuthzLimitExceededError,
         RequestTimeoutError,
         NexusFileNotFoundError,

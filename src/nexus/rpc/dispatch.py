@@ -45,6 +45,7 @@ _TABLE = [
     RpcMethod("delete", "files.delete"),
     RpcMethod("rename", "files.rename"),
     RpcMethod("copy", "files.copy"),
+    RpcMethod("sign_url", "signing.sign"),
     RpcMethod("rebac_create", "rebac.rebac_create"),
     RpcMethod("rebac_delete", "rebac.rebac_delete"),
     RpcMethod("rebac_check", "rebac.rebac_check"),

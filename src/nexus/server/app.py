@@ -25,7 +25,9 @@ from nexus.server.middleware import RequestIdMiddleware
 from nexus.server.openapi import install_openapi
 from nexus.server.responses import error_response
 from nexus.server.rpc_endpoint import rpc_endpoint
+from nexus.server.signed import signed_app
 from nexus.service import NexusService, bootstrap
+from nexus.service.signing import ROUTE
 from nexus.settings import Settings
 
 __all__ = ["create_app", "create_metrics_app"]
@@ -71,6 +73,9 @@ def create_app(settings: Settings | None = None, *,
                       summary="Upload a file from the raw request body")
     app.add_api_route("/api/fs/content", upload, methods=["POST"],
                       summary="Append the raw request body to a file")
+    signed = signed_app(limits.cors_origins)
+    signed.state = app.state  # one service, admission and body budget for both
+    app.mount(ROUTE, signed, name="signed")
     metrics = Metrics(svc, app.state.admission)
     app.state.metrics = metrics
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"],

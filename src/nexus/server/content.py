@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
@@ -36,7 +37,10 @@ if TYPE_CHECKING:
     from nexus.service import NexusService
     from nexus.types import Principal
 
-__all__ = ["download", "upload"]
+__all__ = ["Identify", "download", "serve_download", "serve_upload", "upload"]
+
+#: Who a content request acts as, called in the worker thread before any byte moves.
+Identify = Callable[[], "Principal"]
 _RANGE = re.compile(r"bytes=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)", re.ASCII | re.IGNORECASE)
 
 
@@ -54,12 +58,12 @@ def _path(request: Request) -> str:
 WHOLE_BODY = 64 * 1024
 
 
-def _open(service: NexusService, admission: StreamAdmission, api_key: str | None, path: str,
+def _open(service: NexusService, admission: StreamAdmission, identify: Identify, path: str,
           range_header: str | None, offset: int, length: int | None,
           ) -> tuple[dict[str, Any], Iterator[bytes] | bytes, tuple | None, StreamSlot]:
     """The file's info, its bytes — whole (``bytes``) when small, else an iterator — and
     the stream slot the response releases once it is sent."""
-    principal = authenticate(service, api_key)
+    principal = identify()
     service.admit(principal)
     slot = admission.acquire(stream_bucket(principal))
     try:
@@ -146,10 +150,22 @@ async def download(request: Request) -> Response:
     ``offset``/``length`` window (an offset past the end yields no bytes, as in-process)."""
     service: NexusService = request.app.state.service
     try:
+        path = _path(request)
+    except InvalidArgumentError as exc:
+        return error_response(exc)
+    return await serve_download(request, partial(authenticate, service,
+                                                  bearer_token(request)), path)
+
+
+async def serve_download(request: Request, identify: Identify, path: str) -> Response:
+    """A download of ``path`` as the principal ``identify`` names (in the worker thread,
+    before anything is read): ``Range``, ``If-None-Match`` and the stream caps apply."""
+    service: NexusService = request.app.state.service
+    try:
         offset, length = _int_param(request, "offset") or 0, _int_param(request, "length")
         info, chunks, ranged, slot = await run_in_threadpool(
-            _open, service, request.app.state.admission, bearer_token(request),
-            _path(request), request.headers.get("range"), offset, length)
+            _open, service, request.app.state.admission, identify, path,
+            request.headers.get("range"), offset, length)
     except RangeNotSatisfiableError as exc:
         response = error_response(exc)
         response.headers["Content-Range"] = f"bytes */{exc.details['size']}"
@@ -158,6 +174,14 @@ async def download(request: Request) -> Response:
         return error_response(exc)
     headers = {"ETag": f'"{info["etag"]}"', "Accept-Ranges": "bytes",
                "X-Nexus-Version": str(info["version"])}
+    if _matches(request.headers.get("if-none-match"), info["etag"]):
+        # The client has this content: no body (the opened read is dropped unsent).
+        if not isinstance(chunks, bytes):
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                await run_in_threadpool(close)
+        slot.release()
+        return Response(status_code=304, headers=headers)
     status = 200
     if ranged is not None:
         start, end, size = ranged
@@ -169,6 +193,15 @@ async def download(request: Request) -> Response:
     headers["Content-Length"] = str(_body_length(info, ranged, offset, length))
     return _SlotStreamingResponse(chunks, slot, status_code=status,
                                   media_type="application/octet-stream", headers=headers)
+
+
+def _matches(header: str | None, etag: str | None) -> bool:
+    """Whether ``If-None-Match`` names the current etag (RFC 9110 §13.1.2: ``*`` or a
+    list of entity tags, weak ones compared weakly)."""
+    if not header or etag is None:
+        return False
+    tags = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
+    return "*" in tags or etag in tags
 
 
 class _GivesSlotBack:
@@ -198,10 +231,10 @@ class _SlotResponse(_GivesSlotBack, Response):
         self._slot = slot
 
 
-def _write(service: NexusService, admission: StreamAdmission, api_key: str | None, path: str,
+def _write(service: NexusService, admission: StreamAdmission, identify: Identify, path: str,
            chunks: Iterator[bytes], if_match: str | None, if_none_match: bool,
            append: bool) -> Any:
-    principal = authenticate(service, api_key)  # before a single byte is stored
+    principal = identify()  # before a single byte is stored
     service.admit(principal)
     # Admitted before the first byte is pulled: a refused upload costs this thread only
     # for the key check.
@@ -235,15 +268,30 @@ class _Body:
 async def upload(request: Request) -> JSONResponse:
     """``PUT``: create or replace a file from the raw body; ``POST``: append the body."""
     service: NexusService = request.app.state.service
+    try:
+        path = _path(request)
+    except InvalidArgumentError as exc:
+        return error_response(exc)
+    return await serve_upload(request, partial(authenticate, service, bearer_token(request)),
+                              path)
+
+
+async def serve_upload(request: Request, identify: Identify, path: str, *,
+                       cap: Callable[[Iterator[bytes]], Iterator[bytes]] | None = None
+                       ) -> JSONResponse:
+    """Write (``PUT``) or append (``POST``) the body to ``path`` as the principal
+    ``identify`` names; ``cap`` wraps the body's chunks (a signed URL's size limit)."""
+    service: NexusService = request.app.state.service
     if_match = request.headers.get("if-match")
     if_match = if_match.strip().strip('"') if if_match else None
     if_none_match = request.headers.get("if-none-match", "").strip() == "*"
     new_budget: Callable[[], BodyBudget] = request.app.state.body_budget
     body = _Body(request.stream().__aiter__(), new_budget())
+    chunks = iter(body) if cap is None else cap(iter(body))
     try:
         result = await run_in_threadpool(_write, service, request.app.state.admission,
-                                         bearer_token(request), _path(request), iter(body),
-                                         if_match, if_none_match, request.method == "POST")
+                                         identify, path, chunks, if_match, if_none_match,
+                                         request.method == "POST")
     except Exception as exc:  # noqa: BLE001 - every error becomes a response
         response = error_response(exc)
         if not body.complete:

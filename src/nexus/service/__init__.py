@@ -16,6 +16,7 @@ from nexus.service.quotas import QuotaLedger
 from nexus.service.rebac import RebacService
 from nexus.service.share_alias import ShareAliases
 from nexus.service.shares import ShareService
+from nexus.service.signing import SignedUrls
 from nexus.service.tenant_state import TenantStates
 from nexus.service.tenants import TenantService
 from nexus.service.transfer import TransferService
@@ -37,6 +38,7 @@ __all__ = [
     "QuotaLedger",
     "RebacService",
     "ShareService",
+    "SignedUrls",
     "ReadStream",
     "TenantService",
     "TransferService",
@@ -60,6 +62,7 @@ class NexusService:
     transfer: TransferService
     permissions: PermissionEngine
     maintenance: Maintenance
+    signing: SignedUrls
     #: The enforcement point, for adapters' questions (e.g. who may read /metrics).
     policy: AccessGate
     #: Other processes' changes reaching this one's caches.
@@ -111,12 +114,13 @@ def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
     files = FileService(db=db, blobs=blobs, gate=gate, revisions=revisions, quotas=quotas,
                         tenants=tenants, states=states, audit=audit,
                         aliases=ShareAliases(db=db))
+    keys = KeyService(db=db, deployment_secret=secret, quotas=quotas, tenants=tenants,
+                      audit=audit, gate=gate, coherence=coherence)
     service = NexusService(
         settings=settings,
         db=db,
         files=files,
-        keys=KeyService(db=db, deployment_secret=secret, quotas=quotas, tenants=tenants,
-                        audit=audit, gate=gate, coherence=coherence),
+        keys=keys,
         rebac=RebacService(db=db, engine=engine, revisions=revisions, audit=audit,
                            gate=gate, charge=tenants.charge_rate),
         shares=ShareService(db=db, gate=gate, revisions=revisions, audit=audit),
@@ -128,6 +132,10 @@ def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
         permissions=engine,
         policy=gate,
         maintenance=Maintenance(db=db, blobs=blobs),
+        signing=SignedUrls(files=files, keys=keys, states=states, audit=audit,
+                           deployment_secret=secret,
+                           max_lifetime=settings.signed_url_max_lifetime,
+                           public_url=settings.public_url),
         coherence=coherence,
     )
     coherence.start()  # after every cache subscribed

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from nexus import paths
-from nexus.context import client_address, current_request_id
+from nexus.context import client_address, current_request_id, via_signed_url
 from nexus.errors import InvalidArgumentError, NexusFileNotFoundError, NexusPermissionError
 from nexus.service.access import AccessGate
 from nexus.service.audit_writer import AuditWriter, PendingEvent
@@ -198,6 +198,8 @@ class AuditLog:
             detail = "admin bypass"
         if note is not None:
             detail = note if detail is None else f"{detail}; {note}"
+        if via_signed_url.get():
+            detail = "via signed URL" if detail is None else f"{detail}; via signed URL"
         return names, {"at": self._clock(), "user_id": principal.user_id,
                        "key_id": principal.key_id, "action": action, "target": target,
                        "result": result, "detail": detail,

@@ -602,6 +602,18 @@ class FileService:
         with self._db.read() as conn:
             return self._get(FileRepository(conn), path) is not None
 
+    def authorize(self, principal: Principal, action: Action, path: str) -> str:
+        """Refuse unless ``principal`` may do ``action`` on ``path`` (a share alias
+        resolved as the operations resolve it); the path that names. For callers that
+        act later on the principal's behalf (signed URLs), which check again then."""
+        return self._resolve(principal, action, paths.normalize(path))
+
+    def resolve_alias(self, principal: Principal, path: str) -> str:
+        """The source path a share alias stands for, as ``principal`` sees it (no
+        permission check), or ``path`` itself."""
+        path = paths.normalize(path)
+        return self._aliases.resolve(path) if self._may_see_aliases(principal, path) else path
+
     def _resolve(self, principal: Principal, action: Action, path: str) -> str:
         """``path`` with a share alias replaced by its source, gated for ``action``.
 

@@ -119,10 +119,19 @@ class KeyService:
             raise AuthenticationError("invalid API key")
         now = self._clock()
         require_live_key(record, now, self._tenants.incarnation)
-        tenant = None if record.tenant_id == paths.SYSTEM_PARTITION else record.tenant_id
         self._touch(record.key_id, now)
-        return Principal(user_id=record.user_id, tenant_id=tenant, is_admin=record.is_admin,
-                         key_id=record.key_id, incarnation=record.incarnation)
+        return _principal(record)
+
+    def principal_of_key(self, key_id: str) -> Principal:
+        """The principal of a live key named by its id (what a signed URL carries): the
+        checks of :meth:`authenticate` but the secret's; :class:`AuthenticationError`
+        for a key that does not exist, was revoked, expired, or outlived its tenant."""
+        record = self._keys.get(str(key_id), self._load) if isinstance(key_id, str) \
+            and 0 < len(key_id) <= 64 else None
+        if record is None:
+            raise AuthenticationError("the key that signed this URL does not exist")
+        require_live_key(record, self._clock(), self._tenants.incarnation)
+        return _principal(record)
 
     def _touch(self, key_id: str, now: float) -> None:
         # One write per key per minute at most: authentication stays a pure read.
@@ -268,6 +277,12 @@ class KeyService:
         if record is None:
             raise NexusFileNotFoundError(f"no API key {key_id!r}")
         return record
+
+
+def _principal(record: KeyRecord) -> Principal:
+    tenant = None if record.tenant_id == paths.SYSTEM_PARTITION else record.tenant_id
+    return Principal(user_id=record.user_id, tenant_id=tenant, is_admin=record.is_admin,
+                     key_id=record.key_id, incarnation=record.incarnation)
 
 
 def _public(record: KeyRecord) -> dict[str, Any]:

@@ -32,6 +32,9 @@ class TenantState:
     trial_ends_at: float | None
     audit_reads: str = "batched"
     incarnation: str = ""
+    #: ``settings.allow_public_sharing``: may its files be handed out as signed URLs
+    #: (unset: yes).
+    allow_public_sharing: bool = True
 
 
 #: ``settings.audit_reads``: how a tenant's read events are recorded (docs/audit.md).
@@ -72,7 +75,8 @@ class TenantStates:
             record = TenantRepository(conn).get(tenant_id)
         return None if record is None else TenantState(
             record.plan, record.status, record.status_reason, record.trial_ends_at,
-            audit_read_mode(record.settings.get("audit_reads")), record.incarnation)
+            audit_read_mode(record.settings.get("audit_reads")), record.incarnation,
+            record.settings.get("allow_public_sharing", True) is not False)
 
     def audit_reads(self, tenant_id: str) -> str:
         """How reads in this tenant are audited: ``sync``, ``batched`` (the default) or

@@ -497,4 +497,6 @@ def _check_settings(settings: Any) -> dict[str, Any]:
         raise InvalidArgumentError(
             f"settings.audit_reads must be one of {', '.join(AUDIT_READ_MODES)} (or true "
             f"for batched, false for off), not {mode!r}")
+    if not isinstance(settings.get("allow_public_sharing", True), bool):
+        raise InvalidArgumentError("settings.allow_public_sharing must be true or false")
     return dict(settings)
