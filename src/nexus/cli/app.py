@@ -153,6 +153,18 @@ def serve(
         "--audit-queue", envvar="NEXUS_AUDIT_QUEUE",
         help="Read and denial events waiting at most; past it requests wait to record "
              "theirs (default 10000).")] = None,
+    public_url: Annotated[str | None, typer.Option(
+        "--public-url", envvar="NEXUS_PUBLIC_URL",
+        help="The address browsers reach this server at (https://files.example.com), "
+             "for signed URLs; default: the address the signing client used.")] = None,
+    cors_origins: Annotated[str | None, typer.Option(
+        "--cors-origins", envvar="NEXUS_CORS_ORIGINS",
+        help="Comma-separated origins whose pages may use signed URLs from a browser "
+             "(CORS on /api/signed only; '*': any). Default: none.")] = None,
+    signed_url_max_lifetime: Annotated[float | None, typer.Option(
+        "--signed-url-max-lifetime", envvar="NEXUS_SIGNED_URL_MAX_LIFETIME",
+        help="The longest a signed URL may live, in seconds (default 604800: 7 days).")]
+    = None,
     workers: Annotated[str, typer.Option(
         "--workers", envvar="NEXUS_WORKERS",
         help="Server processes on this port: a number, or 'auto' (one per CPU core). "
@@ -174,7 +186,9 @@ def serve(
                                   "streams_total": streams_total,
                                   "worker_threads": worker_threads,
                                   "max_connections": max_connections,
-                                  "audit_delay": audit_delay, "audit_queue": audit_queue})
+                                  "audit_delay": audit_delay, "audit_queue": audit_queue,
+                                  "public_url": public_url, "cors_origins": cors_origins,
+                                  "signed_url_max_lifetime": signed_url_max_lifetime})
         run_server(settings, host=host, port=port, log_level=log_level.value,
                    log_format=log_format.value, metrics_host=metrics_host,
                    metrics_port=metrics_port,
