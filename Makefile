@@ -19,7 +19,7 @@ serve: setup
 
 ## Lint, then every test (SQLite and PostgreSQL) except the slow ones.
 test: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider -n auto --dist loadscope --durations=15
 
 ## The slow, full-size runs.
