@@ -273,6 +273,23 @@ def _files() -> list[Case]:
     ]
     for variant, build, allow, status in reads:
         cases.append(v("read", variant, build, allow, status=status))
+        # A signed GET is signed only by who may read the file now.
+        cases.append(v("sign_url", f"GET {variant}",
+                       lambda w, r, build=build: {**build(w, r), "method": "GET"},
+                       allow, status=status))
+    # A signed PUT is signed only by who may write the path now (as write decides).
+    for variant, build, allow in [
+        ("shared new", lambda w, r: w.path(SHARED), WRITERS),
+        ("private", lambda w, r: w.file(PRIVATE), ADMINS),
+        ("outbox (read-shared to beta)", lambda w, r: w.file(OUTBOX), ADMINS),
+        ("beta alias path -> acme outbox",
+         lambda w, r: f"{ALIAS_DIR}/outbox/{w.name('n')}", ADMINS),
+        ("beta", lambda w, r: w.file(BETA_SHARED), BETA),
+        ("acme alias -> suspended gamma", lambda w, r: f"{GAMMA_ALIAS}.{w.name('n')}",
+         ADMIN),
+    ]:
+        cases.append(v("sign_url", f"PUT {variant}", lambda w, r, build=build: {
+            "path": build(w, r), "method": "PUT"}, allow))
     cases += [
         # Parameters the method does not take are refused before anything is decided —
         # a tenant_id cannot redirect a file call, a principal cannot be injected.

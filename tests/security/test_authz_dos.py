@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import nexus
+import nexus.client._async_client as async_client_module
 import nexus.client._client as client_module
 from nexus.service import NexusService, RebacService, TenantService
 from nexus.service import rebac as rebac_module
@@ -133,7 +134,8 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> int:
     """The listing cap at 3 instead of 1,000, so that "more than a page" is 4 rows (and
     the client's page the same size: it walks the pages for a caller who passes no limit)."""
     monkeypatch.setattr(rebac_module, "MAX_LIST_ITEMS", 3)
-    monkeypatch.setattr(client_module, "_PAGE", 3)
+    monkeypatch.setattr(client_module, "PAGE", 3)
+    monkeypatch.setattr(async_client_module, "PAGE", 3)
     return 3
 
 

@@ -10,7 +10,7 @@ a ``file`` object, ``checks``, ``archive``) and the streaming ``GET``/``PUT``/``
 - a path it accepts outside acme must be refused (``403 permission_denied``; ``400
   invalid_argument`` where the method only takes tenant paths) and leave nothing behind;
 - a path it accepts inside acme goes through a whole life cycle (upload, download, read,
-  stat, exists, list, append ×2, copy both ways, rename both ways, grant/check/expand/
+  stat, exists, sign_url, list, append ×2, copy both ways, rename both ways, grant/check/expand/
   list/revoke, share, delete, mkdir, rmdir, write) and must read back under its normal
   form — written first under its canonical spelling when it has another one (NFD, a
   trailing slash), so a second file would be caught;
@@ -89,6 +89,7 @@ PATH_PARAMETERS = frozenset({"path", "src", "dst", "object", "checks", "archive"
 #: HTTP it is ``GET /api/fs/content`` (the RPC route refuses streaming methods).
 CELLS = [
     ("PUT", "PUT"), ("GET", "GET"), ("read", "read"), ("stat", "stat"), ("exists", "exists"),
+    ("sign_url", "sign_url"),
     ("list", "list"), ("POST", "POST"), ("append", "append"), ("copy@src", "copy"),
     ("copy@dst", "copy"), ("rename@src", "rename"), ("rename@dst", "rename"),
     ("rebac_create", "rebac_create"), ("rebac_check", "rebac_check"),
@@ -390,6 +391,7 @@ def _calls(target: str, i: int) -> dict[str, tuple[str, Any]]:
         "PUT": ("PUT", b"put"), "GET": ("GET", None), "POST": ("POST", b"post"),
         "read": ("read", {"path": target}), "stat": ("stat", {"path": target}),
         "exists": ("exists", {"path": target}), "list": ("list", {"path": target}),
+        "sign_url": ("sign_url", {"path": target}),
         "append": ("append", {"path": target, "data": _b64(b"+")}),
         "copy@src": ("copy", {"src": target, "dst": copy_to}),
         "copy@dst": ("copy", {"src": SRC, "dst": target, "overwrite": True}),
@@ -535,6 +537,8 @@ async def _life_cycle(driver: Driver, sweep: Sweep, i: int, entry: Hostile, targ
             ok(cell, reply, result_path(reply) == normal and r["type"] == "file", "stat")
         elif cell == "exists":
             ok(cell, reply, r is True, "exists")
+        elif cell == "sign_url":
+            ok(cell, reply, isinstance(r, dict) and r["path"] == normal, "signed path")
         elif cell == "list":
             ok(cell, reply, isinstance(r, dict) and [e["path"] for e in r["entries"]] == [normal],
                "listing")
