@@ -162,8 +162,21 @@ def database_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str |
     _truncate_all(url)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new, empty SQLite deployment's data directory, made once per test process.
+    Copying it costs a tenth of creating one (nine migrations), and a few thousand tests
+    start from an empty deployment; each copy is a directory of its own."""
+    data_dir = tmp_path_factory.mktemp("template") / "data"
+    bootstrap(Settings(data_dir=data_dir)).close()
+    return data_dir
+
+
 @pytest.fixture
-def service(settings: Settings) -> Iterator[NexusService]:
+def service(settings: Settings, request: pytest.FixtureRequest) -> Iterator[NexusService]:
+    if settings.database_url is None and not settings.data_dir.exists() \
+            and settings.blob_url is None and settings.secret is None:
+        shutil.copytree(request.getfixturevalue("sqlite_template"), settings.data_dir)
     svc = bootstrap(settings)
     yield svc
     svc.close()

@@ -22,6 +22,12 @@ from nexus.types import Principal
 
 
 class NexusFixtures(AbstractFixtures):
+    # fsspec's suite checks the filesystem layer, which reaches the engine only through
+    # the client: it runs on SQLite; the tests below run on both databases.
+    @pytest.fixture
+    def backend(self) -> str:
+        return "sqlite"
+
     @pytest.fixture
     def fs(self, service: NexusService) -> Iterator[NexusFileSystem]:
         client = NexusClient(LocalTransport(service, Principal.local_admin(),

@@ -20,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 import nexus.errors
 from nexus.rpc import METHODS
 from nexus.rpc.params import ParamChecker, checker_for
+from nexus.service.signing import ROUTE as SIGNED_ROUTE
 
 __all__ = ["install_openapi", "openapi_document"]
 
@@ -187,6 +188,34 @@ def _content_parameters(*, download: bool) -> list[dict[str, Any]]:
     return params
 
 
+def _signed_operations(error: dict[str, Any]) -> dict[str, Any]:
+    """``/api/signed/<path>``: a mounted app, so described here (docs/sdk.md)."""
+    query = [{"name": name, "in": "query", "required": name in ("method", "expires", "key",
+                                                                 "sig"),
+              "schema": {"type": "string"}}
+             for name in ("method", "expires", "key", "max_size", "content_type", "sig")]
+    params = [{"name": "path", "in": "path", "required": True,
+               "schema": {"type": "string"}}, *query]
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "get": {"summary": "Download through a signed URL (no key; supports Range)",
+                "security": [], "parameters": [*params, {
+                    "name": "Range", "in": "header", "required": False,
+                    "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The file's bytes",
+                                      "content": {"application/octet-stream": binary}},
+                              "206": {"description": "A byte range of the file",
+                                      "content": {"application/octet-stream": binary}},
+                              "304": {"description": "Not modified (If-None-Match)"},
+                              "default": error}},
+        "put": {"summary": "Upload through a signed URL (no key; max_size, content_type)",
+                "security": [], "parameters": params,
+                "requestBody": {"required": True, "content": {"*/*": binary}},
+                "responses": {"200": _result_response(_REF["FileInfo"]),
+                              "default": error}},
+    }
+
+
 def openapi_document(app: FastAPI) -> dict[str, Any]:
     """The whole document: FastAPI's skeleton with every operation described."""
     doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
@@ -228,6 +257,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"application/octet-stream": {
                     "schema": {"type": "string", "format": "binary"}}}},
                 "responses": {"200": _result_response(_REF["FileInfo"]), "default": error}})
+    paths[f"{SIGNED_ROUTE}/{{path}}"] = _signed_operations(error)
     if "get" in paths.get("/health", {}):
         health = {"type": "object", "required": ["status", "version", "mode"],
                   "properties": {"status": {"type": "string"}, "version": {"type": "string"},
