@@ -18,6 +18,7 @@ classes: Nexus's ``NexusFileNotFoundError`` is a ``FileNotFoundError``,
 
 from __future__ import annotations
 
+import os
 import tempfile
 from datetime import datetime
 from typing import Any
@@ -67,8 +68,9 @@ class NexusFileSystem(AbstractFileSystem):
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         path = self._strip_protocol(path)
         entries = [_info(entry) for entry in self.client.iter_list(path)]
-        if not entries and self.info(path)["type"] != "directory":
-            entries = [self.info(path)]
+        if not entries:  # an empty directory, or a file: Nexus lists a file as itself
+            top = self.info(path)
+            entries = [] if top["type"] == "directory" else [top]
         return entries if detail else [entry["name"] for entry in entries]
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -140,8 +142,6 @@ class NexusFileSystem(AbstractFileSystem):
 
     def put_file(self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite",
                  **kwargs: Any) -> None:
-        import os
-
         rpath = self._strip_protocol(rpath)
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
@@ -151,8 +151,6 @@ class NexusFileSystem(AbstractFileSystem):
 
     def get_file(self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None,
                  **kwargs: Any) -> None:
-        import os
-
         rpath = self._strip_protocol(rpath)
         if self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)

@@ -180,6 +180,19 @@ def v(group: str, variant: str, build: Builder, allow: frozenset[str],
     return Case(group, variant, build, allow, **options)
 
 
+#: Where a write may land, and who may write there: the variants of every method that
+#: decides as ``write`` does (``write_many``, a signed PUT).
+WRITE_TARGETS: list[tuple[str, Callable[[World, str], str], frozenset[str]]] = [
+    ("shared new", lambda w, r: w.path(SHARED), WRITERS),
+    ("private", lambda w, r: w.file(PRIVATE), ADMINS),
+    ("outbox (read-shared to beta)", lambda w, r: w.file(OUTBOX), ADMINS),
+    ("beta alias path -> acme outbox", lambda w, r: f"{ALIAS_DIR}/outbox/{w.name('n')}",
+     ADMINS),
+    ("beta", lambda w, r: w.file(BETA_SHARED), BETA),
+    ("acme alias -> suspended gamma", lambda w, r: f"{GAMMA_ALIAS}.{w.name('n')}", ADMIN),
+]
+
+
 def _files() -> list[Case]:
     data = _b64(b"bola")
     cases = [
@@ -232,16 +245,7 @@ def _files() -> list[Case]:
         ]
     # write_many refuses the whole call for any path its caller may not write: each
     # variant of write, as a batch of one and as one intruder among allowed files.
-    for variant, build, allow in [
-        ("shared new", lambda w, r: w.path(SHARED), WRITERS),
-        ("private", lambda w, r: w.file(PRIVATE), ADMINS),
-        ("outbox (read-shared to beta)", lambda w, r: w.file(OUTBOX), ADMINS),
-        ("beta alias path -> acme outbox",
-         lambda w, r: f"{ALIAS_DIR}/outbox/{w.name('n')}", ADMINS),
-        ("beta", lambda w, r: w.file(BETA_SHARED), BETA),
-        ("acme alias -> suspended gamma", lambda w, r: f"{GAMMA_ALIAS}.{w.name('n')}",
-         ADMIN),
-    ]:
+    for variant, build, allow in WRITE_TARGETS:
         cases.append(v("write_many", variant,
                        lambda w, r, build=build: {"files": {build(w, r): data}}, allow))
     cases += [
@@ -278,16 +282,7 @@ def _files() -> list[Case]:
                        lambda w, r, build=build: {**build(w, r), "method": "GET"},
                        allow, status=status))
     # A signed PUT is signed only by who may write the path now (as write decides).
-    for variant, build, allow in [
-        ("shared new", lambda w, r: w.path(SHARED), WRITERS),
-        ("private", lambda w, r: w.file(PRIVATE), ADMINS),
-        ("outbox (read-shared to beta)", lambda w, r: w.file(OUTBOX), ADMINS),
-        ("beta alias path -> acme outbox",
-         lambda w, r: f"{ALIAS_DIR}/outbox/{w.name('n')}", ADMINS),
-        ("beta", lambda w, r: w.file(BETA_SHARED), BETA),
-        ("acme alias -> suspended gamma", lambda w, r: f"{GAMMA_ALIAS}.{w.name('n')}",
-         ADMIN),
-    ]:
+    for variant, build, allow in WRITE_TARGETS:
         cases.append(v("sign_url", f"PUT {variant}", lambda w, r, build=build: {
             "path": build(w, r), "method": "PUT"}, allow))
     cases += [

@@ -60,15 +60,21 @@ def _code(response) -> str:  # noqa: ANN001
 def world(settings: Settings) -> Iterator[World]:
     service = bootstrap(dataclasses.replace(settings, cors_origins=(ORIGIN,)))
     app = create_app(service=service)
-    admin = NexusClient(LocalTransport(service, Principal.local_admin(), owns_service=False))
-    admin.create_tenant("acme", plan="free")
-    created = admin.create_key("alice", tenant_id="acme")
-    admin.rebac_create(("user", "alice"), "owner", ("file", "/tenants/acme"), tenant_id="acme")
+    admin, created = _acme_with_owner_alice(service)
     alice = NexusClient(HTTPTransport("http://testserver", created["api_key"],
                                       client=TestClient(app)))
     alice.write("/tenants/acme/report.csv", b"a,b\n1,2\n")
     yield World(service, admin, alice, created["key_id"], TestClient(app))
     service.close()
+
+
+def _acme_with_owner_alice(service: NexusService) -> tuple[NexusClient, dict]:
+    """The local administrator's client, and the key of alice, owner of free-plan acme."""
+    admin = NexusClient(LocalTransport(service, Principal.local_admin(), owns_service=False))
+    admin.create_tenant("acme", plan="free")
+    created = admin.create_key("alice", tenant_id="acme")
+    admin.rebac_create(("user", "alice"), "owner", ("file", "/tenants/acme"), tenant_id="acme")
+    return admin, created
 
 
 def _tamper(url: str, **changes: str | None) -> str:
@@ -308,12 +314,7 @@ def test_cors_is_off_by_default(settings: Settings) -> None:
     service = bootstrap(settings)
     try:
         app = create_app(service=service)
-        admin = NexusClient(LocalTransport(service, Principal.local_admin(),
-                                           owns_service=False))
-        admin.create_tenant("acme")
-        key = admin.create_key("alice", tenant_id="acme")["api_key"]
-        admin.rebac_create(("user", "alice"), "owner", ("file", "/tenants/acme"),
-                           tenant_id="acme")
+        key = _acme_with_owner_alice(service)[1]["api_key"]
         alice = NexusClient(HTTPTransport("http://testserver", key, client=TestClient(app)))
         alice.write("/tenants/acme/a.txt", b"a")
         url = _local(alice.sign_url("/tenants/acme/a.txt"))
@@ -331,12 +332,7 @@ def test_cors_is_off_by_default(settings: Settings) -> None:
 def test_public_url_makes_embedded_clients_sign_absolute_urls(settings: Settings) -> None:
     service = bootstrap(dataclasses.replace(settings, public_url=PUBLIC))
     try:
-        admin = NexusClient(LocalTransport(service, Principal.local_admin(),
-                                           owns_service=False))
-        admin.create_tenant("acme")
-        key = admin.create_key("alice", tenant_id="acme")["api_key"]
-        admin.rebac_create(("user", "alice"), "owner", ("file", "/tenants/acme"),
-                           tenant_id="acme")
+        key = _acme_with_owner_alice(service)[1]["api_key"]
         alice = NexusClient(LocalTransport(service, api_key=key, owns_service=False))
         alice.write("/tenants/acme/a.txt", b"a")
         url = alice.sign_url("/tenants/acme/a.txt")

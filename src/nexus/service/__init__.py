@@ -105,7 +105,7 @@ def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
     audit = AuditLog(db=db, writer=AuditWriter(db, delay=settings.audit_delay,
                                                capacity=settings.audit_queue))
     engine = PermissionEngine(db=db, revisions=revisions, cache=CheckCache(), states=states)
-    gate = AccessGate(engine, audit)
+    gate = AccessGate(engine, audit, states)
     tenants = TenantService(db=db, gate=gate, states=states, audit=audit)
     audit.bind(read_mode=states.audit_reads, incarnation=states.incarnation,
                may_read=gate.may_read_audit)
@@ -132,7 +132,7 @@ def bootstrap(settings: Settings, *, create: bool = True) -> NexusService:
         permissions=engine,
         policy=gate,
         maintenance=Maintenance(db=db, blobs=blobs),
-        signing=SignedUrls(files=files, keys=keys, states=states, audit=audit,
+        signing=SignedUrls(files=files, keys=keys, gate=gate, states=states, audit=audit,
                            deployment_secret=secret,
                            max_lifetime=settings.signed_url_max_lifetime,
                            public_url=settings.public_url),

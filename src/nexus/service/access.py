@@ -11,7 +11,8 @@ Paths — an action on a normalised path:
 
 Roles — who the principal is to a tenant: system administrator, tenant administrator
 (an ``owner`` of ``/tenants/<id>``, in that tenant's live incarnation), member, and
-what follows from them (key administrator, model writer, audit reader, metrics reader).
+what follows from them (key administrator, model writer, audit reader, metrics reader,
+who may hand a path out as a signed URL).
 
 No other module reads ``principal.is_admin`` or compares a principal's tenant with
 anything (``tests/security/test_policy.py`` fails if one does): services ask here.
@@ -27,10 +28,12 @@ from typing import TYPE_CHECKING
 from nexus import paths
 from nexus.errors import NexusPermissionError
 from nexus.service.permissions import PermissionEngine
+from nexus.service.share_alias import alias_tenants
 from nexus.types import Principal
 
 if TYPE_CHECKING:  # the audit log asks this module its role questions
     from nexus.service.audit import AuditLog
+    from nexus.service.tenant_state import TenantStates
 
 __all__ = ["AccessGate", "Action"]
 
@@ -46,9 +49,11 @@ class Action(StrEnum):
 class AccessGate:
     """Decides whether a principal may perform an action on paths."""
 
-    def __init__(self, engine: PermissionEngine, audit: AuditLog) -> None:
+    def __init__(self, engine: PermissionEngine, audit: AuditLog,
+                 states: TenantStates | None = None) -> None:
         self._engine = engine
         self._audit = audit
+        self._states = states
 
     def allowed(self, principal: Principal, action: Action, path: str) -> bool:
         """True if ``principal`` may ``action`` on ``path``. Fails closed."""
@@ -147,6 +152,21 @@ class AccessGate:
     def may_read_metrics(self, principal: Principal) -> bool:
         """Deployment-wide metrics are the system administrator's."""
         return principal.is_admin
+
+    def require_public_sharing(self, principal: Principal, path: str, resolved: str, *,
+                               signing: bool) -> None:
+        """Refuse a signed URL for ``path`` (``resolved``: what a share alias names)
+        unless every tenant involved allows public sharing — the signer's, the path's,
+        and the source of a share — by ``settings.allow_public_sharing`` (unset: yes)."""
+        involved = {principal.tenant_id, paths.tenant_of(path), paths.tenant_of(resolved)}
+        involved |= set(alias_tenants(path) or ())
+        for tenant in sorted(t for t in involved if t is not None):
+            state = self._states.get(tenant) if self._states is not None else None
+            if state is not None and not state.allow_public_sharing:
+                doing = "refuses signed URLs" if signing else "no longer allows signed URLs"
+                raise NexusPermissionError(
+                    f"tenant {tenant} {doing} (settings.allow_public_sharing is false)",
+                    path=path, tenant_id=tenant)
 
     def may_grant_across_tenants(self, principal: Principal) -> bool:
         """Naming another tenant's principals in a tuple (beyond a share) is the system

@@ -126,8 +126,9 @@ class KeyService:
         """The principal of a live key named by its id (what a signed URL carries): the
         checks of :meth:`authenticate` but the secret's; :class:`AuthenticationError`
         for a key that does not exist, was revoked, expired, or outlived its tenant."""
-        record = self._keys.get(str(key_id), self._load) if isinstance(key_id, str) \
-            and 0 < len(key_id) <= 64 else None
+        if not isinstance(key_id, str) or not 0 < len(key_id) <= 64:
+            raise AuthenticationError("the key that signed this URL does not exist")
+        record = self._keys.get(key_id, self._load)
         if record is None:
             raise AuthenticationError("the key that signed this URL does not exist")
         require_live_key(record, self._clock(), self._tenants.incarnation)

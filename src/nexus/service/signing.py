@@ -29,10 +29,10 @@ from nexus.errors import (
     NexusPermissionError,
 )
 from nexus.service.access import Action
-from nexus.service.share_alias import alias_tenants
 from nexus.types import Principal, iso_time
 
 if TYPE_CHECKING:
+    from nexus.service.access import AccessGate
     from nexus.service.audit import AuditLog
     from nexus.service.files import FileService
     from nexus.service.keys import KeyService
@@ -62,11 +62,13 @@ class SignedGrant:
 class SignedUrls:
     """Signs URLs for principals and verifies them for the server's signed routes."""
 
-    def __init__(self, *, files: FileService, keys: KeyService, states: TenantStates,
+    def __init__(self, *, files: FileService, keys: KeyService, gate: AccessGate,
+                 states: TenantStates,
                  audit: AuditLog, deployment_secret: bytes, max_lifetime: float,
                  public_url: str | None, clock: Callable[[], float] = time.time) -> None:
         self._files = files
         self._keys = keys
+        self._gate = gate
         self._states = states
         self._audit = audit
         # A key of its own, so a signature can never be replayed as another HMAC of the
@@ -98,7 +100,7 @@ class SignedUrls:
             resolved = self._files.resolve_alias(principal, path)
         else:
             resolved = self._files.authorize(principal, Action.WRITE, path)
-        self._require_sharing(principal, path, resolved, signing=True)
+        self._gate.require_public_sharing(principal, path, resolved, signing=True)
         expires = math.ceil(self._clock() + expires_in)
         signature = self._signature(method, path, expires, principal.key_id, max_size,
                                     content_type, self._incarnation(path))
@@ -148,7 +150,7 @@ class SignedUrls:
             raise AuthenticationError(f"signed URL expired at {iso_time(int(expires_text))}")
         principal = self._keys.principal_of_key(key_id)
         resolved = self._files.resolve_alias(principal, path)
-        self._require_sharing(principal, path, resolved, signing=False)
+        self._gate.require_public_sharing(principal, path, resolved, signing=False)
         return SignedGrant(principal, method, path, int(expires_text), max_size,
                            content_type)
 
@@ -167,20 +169,6 @@ class SignedUrls:
     def _incarnation(self, path: str) -> str:
         tenant = paths.tenant_of(path)
         return "" if tenant is None else (self._states.incarnation(tenant) or "gone")
-
-    def _require_sharing(self, principal: Principal, path: str, resolved: str, *,
-                         signing: bool) -> None:
-        """Refuse unless every tenant involved allows public sharing: the signer's, the
-        path's, and the source of a share alias (or of a shared path)."""
-        involved = {principal.tenant_id, paths.tenant_of(path), paths.tenant_of(resolved)}
-        involved |= set(alias_tenants(path) or ())
-        for tenant in sorted(t for t in involved if t is not None):
-            state = self._states.get(tenant)
-            if state is not None and not state.allow_public_sharing:
-                doing = "refuses signed URLs" if signing else "no longer allows signed URLs"
-                raise NexusPermissionError(
-                    f"tenant {tenant} {doing} (settings.allow_public_sharing is false)",
-                    path=path, tenant_id=tenant)
 
 
 def _method(method: Any) -> str:
